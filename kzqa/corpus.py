@@ -292,7 +292,7 @@ def read_pdf(path: Path) -> tuple[list[Block], str | None]:
     text = "\n\n".join(pages)
     if not text.strip():
         raise ReadError("the PDF has no text layer (scanned? run OCR first)")
-    return text_to_blocks(text), title
+    return _wrapped_text_to_blocks(text.replace("\r\n", "\n")), title
 
 
 READERS = {

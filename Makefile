@@ -1,0 +1,42 @@
+# kzqa — set-up, chat, tests and benchmarks. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+# The CPU build of torch, installed before anything pulls the multi-GB CUDA build.
+# On machines without a local torch wheel use:
+#   make install TORCH_SPEC="torch" TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+export HF_HUB_OFFLINE = 1
+
+.PHONY: install run test browser bench bench-dev bench-scifact index clean
+
+install:
+	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(PIP) install -e ".[dev]"
+
+run: install
+	$(PYTHON) app.py
+
+# Debian's Chromium for the browser tests (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	  else sudo apt-get update && sudo apt-get install -y chromium; fi; }
+
+test: install browser
+	$(PYTHON) -m pytest -q
+
+index: install
+	kzqa build --corpus corpus --index embeddings
+
+bench: bench-dev bench-scifact
+	$(PYTHON) benchmarks/report.py
+
+bench-dev: install
+	$(PYTHON) benchmarks/run_dev.py
+
+bench-scifact: install
+	$(PYTHON) benchmarks/run_scifact.py
+
+clean:
+	rm -rf .pytest_cache test-artifacts build *.egg-info

