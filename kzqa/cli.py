@@ -137,6 +137,53 @@ def ask(
         typer.echo(f"{label} {h.title} — {h.section} ({h.passage_id})" + (f" {h.url}" if h.url else ""))
 
 
+@app.command("eval")
+def eval_(
+    qa_file: Optional[Path] = typer.Argument(None, help="Evidence-QA JSONL file (see README)."),
+    beir: Optional[Path] = typer.Option(None, "--beir", help="A BEIR folder instead of a QA file."),
+    split: str = typer.Option("test", "--split", help="BEIR qrels split."),
+    modes: list[str] = typer.Option(["hybrid"], "--mode", help="Retrieval mode; repeat for several."),
+    k: int = typer.Option(10, "-k", "--k", min=1, help="Depth of the ranking (QA). BEIR uses 100."),
+    index: Optional[Path] = IndexOpt,
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the report (.json: JSON, else Markdown)."),
+) -> None:
+    """Retrieval benchmark: Recall@k, MRR, nDCG, abstention and latency (QA), or BEIR metrics."""
+    from kzqa import evaluate as ev
+
+    if (qa_file is None) == (beir is None):
+        _fail("give either a QA file or --beir DIR")
+    for mode in modes:
+        if mode not in ("hybrid", "dense", "multilingual", "lexical"):
+            _fail(f"unknown mode '{mode}' (choose from: hybrid, dense, multilingual, lexical)")
+    try:
+        if beir is not None:
+            reports = [ev.run_beir(beir, modes, split, progress=not as_json)]
+            tables = [ev.beir_table(reports[0])]
+        else:
+            if not qa_file.exists():
+                _fail(f"no such file: {qa_file}")
+            items, problems = ev.load_qa(qa_file, strict=strict)
+            for p in problems:
+                typer.echo(f"warning: skipped {p}", err=True)
+            if not items:
+                _fail(f"{qa_file}: no valid questions")
+            engine = _engine(index)
+            reports = [ev.qa_report(ev.run_qa(engine, items, m, k=k, progress=not as_json), m, qa_file, k)
+                       for m in modes]
+            tables = [f"mode: {r['mode']}\n\n{ev.qa_table(r)}" for r in reports]
+    except (ev.EvalError, *_expected_errors()) as exc:
+        _fail(str(exc))
+    document = reports[0] if len(reports) == 1 else {"reports": reports}
+    text = "\n\n".join(tables)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(document, ensure_ascii=False, indent=2) if out.suffix == ".json" else text + "\n",
+                       encoding="utf-8")
+    typer.echo(json.dumps(document, ensure_ascii=False) if as_json else text)
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: loopback only)."),
