@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install run test browser bench bench-dev bench-scifact index clean
+.PHONY: install run test browser bench index clean
 
 install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_INDEX) "$(TORCH_SPEC)"
@@ -29,14 +29,9 @@ test: install browser
 index: install
 	kzqa build --corpus corpus --index embeddings
 
-bench: bench-dev bench-scifact
-	$(PYTHON) benchmarks/report.py
-
-bench-dev: install
-	$(PYTHON) benchmarks/run_dev.py
-
-bench-scifact: install
-	$(PYTHON) benchmarks/run_scifact.py
+# Dev-set, follow-up and SciFact benchmarks → benchmarks/results.md (about 10 minutes here).
+bench: install
+	$(PYTHON) benchmarks/run.py
 
 clean:
 	rm -rf .pytest_cache test-artifacts build *.egg-info

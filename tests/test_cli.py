@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli
 
 
-@pytest.mark.parametrize("command", ["build", "search", "ask", "serve"])
+@pytest.mark.parametrize("command", ["build", "search", "ask", "serve", "eval"])
 def test_every_command_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0 and "Usage" in result.stdout

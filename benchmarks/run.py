@@ -1,0 +1,131 @@
+"""Regenerate benchmarks/results.md: `make bench` (or python benchmarks/run.py [--skip-scifact]).
+
+Runs `kzqa eval` on the dev set for every retrieval mode, the follow-up set with and without
+resolution, and BEIR SciFact (../shared/bench/scifact) for lexical, dense and hybrid; saves each
+report as JSON under benchmarks/results/ and renders them, with the tuning results written by
+benchmarks/tune.py, into benchmarks/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from kzqa import evaluate as ev  # noqa: E402
+
+RESULTS = HERE / "results"
+SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
+MODES = ["hybrid", "dense", "multilingual", "lexical"]
+PUBLISHED_SCIFACT = {"lexical": 0.665, "dense": 0.645, "hybrid": 0.714}
+PUBLISHED_NOTE = ("BM25 0.665 (BEIR paper; Anserini multifield 0.6647, flat 0.6789); "
+                  "all-MiniLM-L6-v2 0.645 (MTEB); RRF of BM25 + MiniLM about 0.714.")
+
+
+def run_dev() -> None:
+    import kzqa
+
+    engine = kzqa.load()
+    items, problems = ev.load_qa(HERE / "qa" / "dev.jsonl", strict=True)
+    for mode in MODES:
+        report = ev.qa_report(ev.run_qa(engine, items, mode, k=10, progress=True), mode, "benchmarks/qa/dev.jsonl", 10)
+        (RESULTS / f"dev-{mode}.json").write_text(json.dumps(report, ensure_ascii=False, indent=1))
+    run_followup(engine)
+
+
+def run_followup(engine) -> None:
+    try:
+        from kzqa.followup import resolve_followup
+    except ImportError:  # follow-up resolution arrives with the chat
+        return
+    items, _ = ev.load_qa(HERE / "qa" / "followup.jsonl", strict=True)
+    out = {}
+    for label, resolver in (("as asked", None), ("resolved", resolve_followup)):
+        out[label] = ev.qa_report(ev.run_qa(engine, items, "hybrid", k=10, resolve=resolver), "hybrid",
+                                  "benchmarks/qa/followup.jsonl", 10)
+    (RESULTS / "followup.json").write_text(json.dumps(out, ensure_ascii=False, indent=1))
+
+
+def run_scifact() -> None:
+    report = ev.run_beir(SCIFACT, ["lexical", "dense", "hybrid"], progress=True)
+    (RESULTS / "scifact.json").write_text(json.dumps(report, indent=1))
+
+
+def _load(name: str):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def render() -> str:
+    parts = ["# kzqa benchmark results", "",
+             "Regenerate with `make bench` (runs `benchmarks/run.py`; `benchmarks/tune.py` for the tuning "
+             "tables). Every figure below was printed by `kzqa eval` on the machine named in its section.", ""]
+    dev = {m: _load(f"dev-{m}.json") for m in MODES}
+    if all(dev.values()):
+        first = dev["hybrid"]
+        parts += ["## Dev set (`benchmarks/qa/dev.jsonl`)", "",
+                  f"{first['groups']['all']['questions']} questions; machine: {first['machine']}; "
+                  f"date: {first['date']}. Command: `kzqa eval benchmarks/qa/dev.jsonl --mode MODE`.", "",
+                  "R@k = share of answerable questions with a passage containing the evidence in the top k; "
+                  "abst.unans = share of unanswerable questions where `ask` abstained (higher is better); "
+                  "abst.ans = share of answerable questions where it wrongly abstained (lower is better). "
+                  "Latencies in milliseconds, `search` with k=10 and `ask` with k=5.", "",
+                  "### Every mode, all questions and by language group", ""]
+        rows = []
+        for mode, report in dev.items():
+            for group in ("all", "lang=en", "type=paraphrase", "type=multilingual"):
+                g = report["groups"].get(group)
+                if g:
+                    rows.append([f"{mode}{' (default)' if mode == 'hybrid' else ''}", group]
+                                + [g.get(c) for c in ev.QA_COLUMNS])
+        parts += [ev.markdown_table(["mode", "group"] + ev.QA_HEADERS[1:], rows), ""]
+        for mode, report in dev.items():
+            parts += [f"### {mode}: every breakdown", "", ev.qa_table(report), ""]
+    followup = _load("followup.json")
+    if followup:
+        parts += ["## Follow-up questions (`benchmarks/qa/followup.jsonl`, hybrid)", "",
+                  "The second turn of each conversation, searched as typed and after resolution "
+                  "against the first turn (`kzqa.followup.resolve_followup`).", ""]
+        rows = [[label] + [r["groups"]["all"].get(c) for c in ev.QA_COLUMNS] for label, r in followup.items()]
+        parts += [ev.markdown_table(["query"] + ev.QA_HEADERS[1:], rows), ""]
+    scifact = _load("scifact.json")
+    if scifact:
+        emb = scifact["embedding"]
+        dense = emb.get("dense", {})
+        parts += ["## BEIR SciFact (test split)", "",
+                  f"{scifact['documents']:,} documents, {scifact['queries']} queries, {scifact['judgements']} "
+                  f"judgements; machine: {scifact['machine']}; date: {scifact['date']}. Command: "
+                  "`kzqa eval --beir ../shared/bench/scifact --mode lexical --mode dense --mode hybrid`. "
+                  "One passage per document (title + text); MiniLM truncates at 256 word pieces, as in MTEB.", "",
+                  ev.beir_table(scifact, PUBLISHED_SCIFACT), "",
+                  f"Published: {PUBLISHED_NOTE}", "",
+                  f"Whole run: {scifact['seconds']} s. Dense embedding: {dense.get('embedded', 0)} documents "
+                  f"embedded ({dense.get('docs_per_s') or '–'} documents/s), {dense.get('cached', 0)} from the "
+                  "cache (content-hash keyed, `~/.cache/kzqa`).", ""]
+    tuning = HERE / "results" / "tuning.md"
+    if tuning.exists():
+        parts += [tuning.read_text().strip(), ""]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-scifact", action="store_true")
+    parser.add_argument("--render-only", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    if not args.render_only:
+        run_dev()
+        if not args.skip_scifact:
+            run_scifact()
+    (HERE / "results.md").write_text(render())
+    print(f"wrote {HERE / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
