@@ -12,7 +12,7 @@ from .answer import Answer, Candidate, compose
 from .corpus import Document
 from .index import DENSE, LEXICAL, MULTILINGUAL, StoredIndex, open_index
 from .passages import Passage
-from .retrieve import (DEFAULT_MODE, MODES, FusionParams, Hit, detect_language,
+from .retrieve import (DEFAULT_MODE, MODES, SENTENCE_SUFFIX, FusionParams, Hit, detect_language,
                        normalise_query, rrf, top_k)
 
 MAX_QUESTION_CHARS = 2000
@@ -55,7 +55,11 @@ class Engine:
 
     @property
     def channels(self) -> list[str]:
-        return list(self.encoders) + ([LEXICAL] if self.stored.lexical is not None else [])
+        """Channels this index can rank with: the dense ones, their sentence-level variants
+        (when sentence vectors are stored) and the lexical one."""
+        sentence_level = [c + SENTENCE_SUFFIX for c in self.encoders
+                          if len(self.stored.sentence_vectors.get(c, ())) and all(p.sentences for p in self.passages)]
+        return list(self.encoders) + sentence_level + ([LEXICAL] if self.stored.lexical is not None else [])
 
     def search(self, query: str, k: int = 5, mode: str = DEFAULT_MODE,
                doc_ids: list[str] | None = None) -> list[Hit]:
@@ -127,19 +131,37 @@ class Engine:
         return Retrieval(query, lang, mode, hits, vectors, scores, rankings)
 
     def _weights(self, lang: str) -> dict[str, float]:
-        weights = {c: w for c, w in self.fusion.weights(lang).items() if c in self.channels and w > 0}
-        if not weights:  # e.g. a Chinese question on an index without a multilingual channel
-            weights = {c: w for c, w in self.fusion.weights("en").items() if c in self.channels}
-        return weights
+        """Fusion weights for the language, restricted to the channels this index has; a
+        sentence-level channel without sentence vectors (BEIR corpora) falls back to its
+        passage-level channel."""
+        def available(group: str) -> dict[str, float]:
+            weights: dict[str, float] = {}
+            for c, w in self.fusion.weights(group).items():
+                if c not in self.channels and c.endswith(SENTENCE_SUFFIX):
+                    c = c.removesuffix(SENTENCE_SUFFIX)
+                if c in self.channels and w > 0:
+                    weights[c] = weights.get(c, 0.0) + w
+            return weights
+
+        # e.g. a Chinese question on an index without a multilingual channel: the English mix
+        return available(lang) or available("en")
 
     def _channel_scores(self, query: str, channels: list[str]):
+        """Query vectors per model and one score per passage per channel. 'X_sent' scores a
+        passage by its sentence most similar to the query under model X."""
         vectors: dict[str, np.ndarray] = {}
         scores: dict[str, np.ndarray] = {}
         for c in channels:
             if c == LEXICAL:
                 scores[c] = self.stored.lexical.scores(query)
+                continue
+            model = c.removesuffix(SENTENCE_SUFFIX)
+            if model not in vectors:
+                vectors[model] = self.encoders[model].encode_queries([query])[0]
+            if c.endswith(SENTENCE_SUFFIX):
+                sims = self.stored.sentence_vectors[model] @ vectors[model]
+                scores[c] = np.maximum.reduceat(sims, self._sentence_offsets[:-1]).astype(np.float32)
             else:
-                vectors[c] = self.encoders[c].encode_queries([query])[0]
                 index = self.stored.vectors[c]
                 d, i = index.search(vectors[c][None, :], index.ntotal)
                 row = np.full(index.ntotal, -np.inf, dtype=np.float32)

@@ -27,7 +27,7 @@ class ChunkParams:
     target_words: int = 120
     overlap_sentences: int = 1
     max_tokens: int = 256
-    prefix: bool = True  # embed "title — section: " before the passage text
+    prefix: bool = False  # embed "title — section: " before the passage text (tuning: better without)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

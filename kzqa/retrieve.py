@@ -15,17 +15,21 @@ import numpy as np
 from .index import DENSE, LEXICAL, MULTILINGUAL
 
 MODES = ("hybrid", DENSE, MULTILINGUAL, LEXICAL)
+SENTENCE_SUFFIX = "_sent"  # 'dense_sent': a passage scored by its best sentence
 DEFAULT_MODE = "hybrid"
 
 
 @dataclass(frozen=True)
 class FusionParams:
-    """Weights per language group and channel; tuned on benchmarks/qa/dev.jsonl."""
+    """Weights per language group and channel, tuned on benchmarks/qa/dev.jsonl by
+    benchmarks/tune.py (see benchmarks/results.md). English questions fuse MiniLM's best-sentence
+    ranking, multilingual-e5's passage ranking and BM25; other languages use multilingual-e5 only
+    (passage and best sentence), since BM25 and MiniLM cannot match them to English text."""
 
-    k0: float = 60.0
+    k0: float = 10.0
     candidates: int = 50
-    english: tuple[tuple[str, float], ...] = ((DENSE, 1.0), (LEXICAL, 1.0), (MULTILINGUAL, 1.0))
-    other: tuple[tuple[str, float], ...] = ((MULTILINGUAL, 1.0),)
+    english: tuple[tuple[str, float], ...] = ((DENSE + "_sent", 1.0), (MULTILINGUAL, 1.0), (LEXICAL, 0.5))
+    other: tuple[tuple[str, float], ...] = ((MULTILINGUAL, 0.5), (MULTILINGUAL + "_sent", 0.5))
 
     def weights(self, lang: str) -> dict[str, float]:
         return dict(self.english if lang == "en" else self.other)

@@ -45,7 +45,7 @@ def test_round_trip_search(small_index):
     engine = kzqa.load(small_index)
     hits = engine.search("How tall is the Bayterek tower?", k=3, mode="dense")
     assert any("97 meters" in h.text for h in hits)
-    assert engine.channels == ["dense", "lexical"]
+    assert engine.channels == ["dense", "dense_sent", "lexical"]
 
 
 def test_changed_corpus_is_detected_with_the_rebuild_command(small_index_copy):

@@ -37,10 +37,12 @@ def test_passages_start_and_end_on_sentence_boundaries(documents, encoder):
 
 def test_token_bound_includes_the_prefix(documents, encoder):
     passages, _ = _passages(documents, encoder)
-    counts = [encoder.count_tokens(p.embed_text(prefix=True)) for p in passages]
+    counts = [encoder.count_tokens(p.embed_text(prefix=ChunkParams().prefix)) for p in passages]
     assert max(counts) <= 256
+    with_prefix, _ = _passages(documents, encoder, ChunkParams(prefix=True))
+    assert max(encoder.count_tokens(p.embed_text(prefix=True)) for p in with_prefix) <= 256
     # with a tight limit the splitter makes more, smaller passages and still obeys it
-    tight = ChunkParams(target_words=400, max_tokens=96)
+    tight = ChunkParams(target_words=400, max_tokens=96, prefix=True)
     small, _ = _passages(documents, encoder, tight)
     assert len(small) > len(passages)
     assert max(encoder.count_tokens(p.embed_text(True)) for p in small) <= 96
