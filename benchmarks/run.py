@@ -48,6 +48,13 @@ def run_followup(engine) -> None:
     for label, resolver in (("as asked", None), ("resolved", resolve_followup)):
         out[label] = ev.qa_report(ev.run_qa(engine, items, "hybrid", k=10, resolve=resolver), "hybrid",
                                   "benchmarks/qa/followup.jsonl", 10)
+    # the price of resolving: standalone dev questions, each asked right after the previous one
+    from dataclasses import replace
+
+    dev, _ = ev.load_qa(HERE / "qa" / "dev.jsonl", strict=True)
+    chained = [dev[0]] + [replace(b, history=(a.question,)) for a, b in zip(dev, dev[1:])]
+    out["dev set, each question after the previous one, resolved"] = ev.qa_report(
+        ev.run_qa(engine, chained, "hybrid", k=10, resolve=resolve_followup), "hybrid", "benchmarks/qa/dev.jsonl", 10)
     (RESULTS / "followup.json").write_text(json.dumps(out, ensure_ascii=False, indent=1))
 
 
@@ -90,7 +97,9 @@ def render() -> str:
     if followup:
         parts += ["## Follow-up questions (`benchmarks/qa/followup.jsonl`, hybrid)", "",
                   "The second turn of each conversation, searched as typed and after resolution "
-                  "against the first turn (`kzqa.followup.resolve_followup`).", ""]
+                  "against the first turn (`kzqa.followup.resolve_followup`). The last row measures the price "
+                  "of resolution on questions that stand on their own: every dev question asked right after "
+                  "the previous one, resolved as the chat does (compare with the hybrid `all` row above).", ""]
         rows = [[label] + [r["groups"]["all"].get(c) for c in ev.QA_COLUMNS] for label, r in followup.items()]
         parts += [ev.markdown_table(["query"] + ev.QA_HEADERS[1:], rows), ""]
     scifact = _load("scifact.json")
@@ -107,9 +116,10 @@ def render() -> str:
                   f"Whole run: {scifact['seconds']} s. Dense embedding: {dense.get('embedded', 0)} documents "
                   f"embedded ({dense.get('docs_per_s') or '–'} documents/s), {dense.get('cached', 0)} from the "
                   "cache (content-hash keyed, `~/.cache/kzqa`).", ""]
-    tuning = HERE / "results" / "tuning.md"
-    if tuning.exists():
-        parts += [tuning.read_text().strip(), ""]
+    for name in ("tuning.md", "abstention.md"):
+        path = RESULTS / name
+        if path.exists():
+            parts += [path.read_text().strip(), ""]
     return "\n".join(parts)
 
 

@@ -27,12 +27,14 @@ class Answer:
     lang: str = "en"
     notice: str | None = None  # e.g. the question was cut to the maximum length
     confidence: float = 0.0
+    quotes: list[tuple[str, int]] = field(default_factory=list)  # (sentence, marker n), in order
 
     def to_dict(self) -> dict:
         return {"question": self.question, "text": self.text, "abstained": self.abstained,
                 "citations": [h.to_dict() for h in self.citations],
                 "related": [h.to_dict() for h in self.related], "mode": self.mode,
-                "lang": self.lang, "notice": self.notice, "confidence": round(self.confidence, 4)}
+                "lang": self.lang, "notice": self.notice, "confidence": round(self.confidence, 4),
+                "quotes": [list(q) for q in self.quotes]}
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,13 @@ def compose(question: str, hits: list[Hit], candidates: list[Candidate], *, abst
     chosen = pick_sentences(hits, candidates, max_sentences)
     order: list[int] = []  # hit indices in citation order
     highlights: dict[int, list[tuple[int, int]]] = {}
-    parts = []
+    quotes: list[tuple[str, int]] = []
     for cand in chosen:
         if cand.hit_index not in order:
             order.append(cand.hit_index)
         highlights.setdefault(cand.hit_index, []).append(cand.span)
         s, e = cand.span
-        parts.append(f"{hits[cand.hit_index].text[s:e]} [{order.index(cand.hit_index) + 1}]")
+        quotes.append((hits[cand.hit_index].text[s:e], order.index(cand.hit_index) + 1))
     citations = [replace(hits[i], highlights=sorted(highlights[i])) for i in order]
-    return Answer(question, " ".join(parts), citations, False, **extra)
+    text = " ".join(f"{sentence} [{n}]" for sentence, n in quotes)
+    return Answer(question, text, citations, False, quotes=quotes, **extra)

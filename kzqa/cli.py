@@ -12,6 +12,9 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Cited answers from documents on Kazakhstan–China relations.")
 
+feedback_app = typer.Typer(no_args_is_help=True, help="Feedback (👍/👎) given in the chat.")
+app.add_typer(feedback_app, name="feedback")
+
 IndexOpt = typer.Option(None, "--index", help="Index folder (default: $KZQA_INDEX or the project's embeddings/).")
 ModeOpt = typer.Option("hybrid", "--mode", help="hybrid, dense, multilingual or lexical.")
 
@@ -200,6 +203,30 @@ def serve(
         launch(index=index, host=host, port=port, auth=auth, share=share)
     except _expected_errors() as exc:
         _fail(str(exc))
+
+
+@feedback_app.command("export")
+def feedback_export(
+    db: Optional[Path] = typer.Option(None, "--db", help="Feedback database (default: $KZQA_FEEDBACK_DB or "
+                                      "~/.local/share/kzqa/feedback.sqlite3)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="JSONL file to write (default: standard output)."),
+) -> None:
+    """Write every feedback record as JSON lines (question, resolved query, answer, passages, vote, time)."""
+    from kzqa.feedback import FeedbackStore, default_path
+
+    path = db or default_path()
+    if not path.exists():
+        _fail(f"no feedback database at {path}")
+    try:
+        store = FeedbackStore(path)
+        if out:
+            with open(out, "w", encoding="utf-8") as f:
+                n = store.export_jsonl(f)
+            typer.echo(f"wrote {n} records to {out}", err=True)
+        else:
+            store.export_jsonl(sys.stdout)
+    except Exception as exc:  # sqlite3.DatabaseError on a file that is not a database
+        _fail(f"cannot read {path}: {exc}")
 
 
 def main() -> None:
