@@ -94,10 +94,16 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120) -> No
 
 
 @pytest.fixture(scope="session")
-def running_app(tmp_path_factory):
+def feedback_db(tmp_path_factory) -> Path:
+    """Where the running app stores 👍/👎 (never the user's real feedback file)."""
+    return tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def running_app(feedback_db):
     """``python app.py`` on a free loopback port; yields its URL and stops it afterwards."""
     port = free_port()
-    env = dict(os.environ, KZQA_FEEDBACK_DB=str(tmp_path_factory.mktemp("fb") / "feedback.sqlite3"))
+    env = dict(os.environ, KZQA_FEEDBACK_DB=str(feedback_db))
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -1,4 +1,4 @@
-"""The running app, called over HTTP by gradio_client."""
+"""The running app's named endpoints, called over HTTP by gradio_client."""
 
 from __future__ import annotations
 
@@ -14,8 +14,33 @@ def client(running_app):
     return Client(running_app, verbose=False)
 
 
-def test_app_answers_over_http(client):
+def test_ask_endpoint(client):
     result = client.predict("How tall is the Bayterek tower?", 5, "hybrid", api_name="/ask")
     assert not result["abstained"] and "97 meters" in result["text"] and "[1]" in result["text"]
     cite = result["citations"][0]
-    assert {"doc_id", "title", "section", "passage_id", "start", "end", "score"} <= set(cite)
+    assert {"doc_id", "title", "section", "passage_id", "start", "end", "score", "highlights"} <= set(cite)
+    s, e = cite["highlights"][0]
+    assert cite["text"][s:e] in result["text"]
+
+
+def test_ask_endpoint_abstains(client):
+    result = client.predict("What is the capital of Peru?", 5, "hybrid", api_name="/ask")
+    assert result["abstained"] and result["citations"] == [] and result["related"]
+
+
+def test_search_endpoint(client):
+    result = client.predict("Atajurt Eriktileri", 3, "hybrid", api_name="/search")
+    hits = result["hits"]
+    assert len(hits) == 3 and "Atajurt" in hits[0]["text"]
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+
+
+def test_bad_input_is_a_clear_error(client):
+    with pytest.raises(Exception, match="empty"):
+        client.predict("   ", 5, "hybrid", api_name="/ask")
+    with pytest.raises(Exception, match="unknown mode"):
+        client.predict("Bayterek", 5, "telepathy", api_name="/search")
+
+
+def test_page_binds_loopback_only(running_app):
+    assert running_app.startswith("http://127.0.0.1:")

@@ -94,6 +94,20 @@ def test_user_input_is_shown_as_text(page, attack):
     assert page.dialogs == []
 
 
+def test_thumbs_up_is_stored_with_the_answer(page, feedback_db):
+    from kzqa.feedback import FeedbackStore
+
+    before = len(FeedbackStore(feedback_db).rows()) if feedback_db.exists() else 0
+    ask(page, "Who founded Atajurt Eriktileri?", 0)
+    page.locator('#kzqa-chat button[aria-label="Like"]').last.click()
+    page.wait_for_function("() => document.body.innerText.includes('feedback was saved')", timeout=15_000)
+    rows = FeedbackStore(feedback_db).rows()
+    assert len(rows) == before + 1
+    row = rows[-1]
+    assert row["vote"] == "up" and row["question"] == "Who founded Atajurt Eriktileri?"
+    assert row["passage_ids"] and "[1]" in row["answer"] and row["mode"] == "hybrid"
+
+
 def test_empty_question_gets_a_hint(page):
     page.fill("#kzqa-question textarea", "   ")
     page.press("#kzqa-question textarea", "Enter")
