@@ -79,3 +79,16 @@ def test_load_uses_kzqa_index_env(monkeypatch, small_index):
     monkeypatch.setenv("KZQA_INDEX", str(small_index))
     engine = kzqa.load()
     assert engine.stored.path == small_index
+
+
+def test_readme_python_example_runs(engine, monkeypatch, tmp_path):
+    """The README's Python API block is true (its build line writes into a temporary folder)."""
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    block = block.replace('index="embeddings"', f'index="{tmp_path / "idx"}"').replace(
+        'corpus="corpus"', f'corpus="{ROOT / "corpus"}"')
+    monkeypatch.setattr(kzqa, "load", lambda *a, **kw: engine)
+    exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "idx" / "manifest.json").exists()
