@@ -53,3 +53,8 @@ def test_build_reports_broken_files_and_goes_on(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["documents"] == 1 and summary["passages"] == 1
     assert summary["problems"] and summary["problems"][0].startswith("bad.pdf:")
+
+
+def test_serve_rejects_malformed_auth():
+    result = run_cli("serve", "--auth", "no-colon", "--port", "1")
+    assert result.returncode == 1 and "user:password" in result.stderr and "Traceback" not in result.stderr
