@@ -4,7 +4,8 @@ Scores alone cannot tell "on topic but not covered" (the trade turnover of a yea
 do not give) from "covered". So besides the best sentence similarity, :func:`abstention_features`
 checks what the question pins down:
 
-- ``missing_numbers``: numbers and years of the question absent from the top passages;
+- ``missing_years``: years of the question absent from the closest sentences and the top passage;
+- ``unseen_names``: Latin-script capitalised words of the question the corpus never mentions;
 - ``coverage``: the IDF-weighted share of the question's key terms (stemmed, question words
   removed) found in the top passages (English questions only: the documents are English);
 - ``answer_type``: what the question asks for (a quantity, a year, a date, a person) from its
@@ -62,14 +63,9 @@ _TYPE_CUES = [
     ("year", r"\b(what|which|in what|in which) year\b|в каком году|в какой год|қай жыл|哪一年|哪年|什么年份|何年"),
     ("date", r"\bwhen\b|\bwhat (exact )?(day|date|month)\b|когда|какого числа|қашан|何时|什么时候|哪天|几月"),
     ("quantity", r"\bhow (many|much|long|large|big|tall|high|far|old)\b|\bwhat (percentage|share|amount|number)\b"
-                 r"|сколько|какой процент|какова (сумма|высота|длина)|қанша|нешe|多少|几|多高|多长|多大"),
+                 r"|сколько|какой процент|какова (сумма|высота|длина)|қанша|неше|多少|几|多高|多长|多大"),
     ("person", r"\bwho\b|\bwhose\b|\bwhom\b|\bwhat is the name of\b|\bname the\b|кто|кого|кім|谁"),
 ]
-_UNITS = {
-    "kilometr": r"kilomet|\bkm\b", "metr": r"met(er|re)", "percent": r"%|percent|per cent",
-    "usd": r"usd|dollar|\$", "dollar": r"usd|dollar|\$", "tenge": r"tenge", "yuan": r"yuan|rmb",
-    "tonn": r"tonn?e", "cubic": r"cubic", "hectar": r"hectare",
-}
 
 
 def answer_type(question: str) -> str | None:

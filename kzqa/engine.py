@@ -48,6 +48,7 @@ class Engine:
         self.passages: list[Passage] = stored.passages
         self.manifest = stored.manifest
         self._doc_of_row = np.array([p.doc_id for p in self.passages])
+        self._rows = {p.passage_id: i for i, p in enumerate(self.passages)}
         counts = [len(p.sentences) for p in self.passages]
         self._sentence_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
 
@@ -178,8 +179,6 @@ class Engine:
                    publisher=doc.publisher, date=doc.date)
 
     def row_of(self, passage_id: str) -> int:
-        if not hasattr(self, "_rows"):
-            self._rows = {p.passage_id: i for i, p in enumerate(self.passages)}
         return self._rows[passage_id]
 
     def _sentence_candidates(self, r: Retrieval) -> list[Candidate]:

@@ -16,6 +16,7 @@ whose corpus or models changed, with the command that rebuilds it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -242,8 +243,6 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
 
 
 def _corpus_hash(hashes: dict[str, str]) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
 
 
