@@ -45,13 +45,17 @@ def main() -> None:
     curve = []
     for n_sent in (1, 2, 3, 4):
         rows = collect(engine, items, replace(base, evidence_sentences=n_sent))
-        for sim_en, cov, sim_other, typed in itertools.product(
-                [0.0, 0.2, 0.25, 0.3, 0.35, 0.4], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [0.0, 0.75, 0.78, 0.8], [False, True]):
+        for sim_en, cov, sim_other, typed, type_cov in itertools.product(
+                [0.0, 0.2, 0.25, 0.3, 0.35, 0.4], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [0.0, 0.75, 0.78, 0.8], [False, True],
+                [0.0, 0.15, 0.25, 0.35, 0.45]):
+            if type_cov and not typed:
+                continue
             p = replace(base, min_similarity_en=sim_en, min_coverage=cov, min_similarity_other=sim_other,
-                        check_answer_type=typed, evidence_sentences=n_sent)
+                        check_answer_type=typed, evidence_sentences=n_sent, type_min_coverage=type_cov)
             u, a = rates(rows, p)
             curve.append({"evidence_sentences": n_sent, "min_similarity_en": sim_en, "min_coverage": cov,
                           "min_similarity_other": sim_other, "check_answer_type": typed,
+                          "type_min_coverage": type_cov,
                           "abstained_unanswerable": round(u, 3), "wrongly_abstained": round(a, 3)})
     rows = collect(engine, items, base)
     # the Pareto front: nothing else abstains more on unanswerable with no more wrong abstentions
@@ -75,14 +79,15 @@ def main() -> None:
              "answerable ones wrongly abstained on). Years of the question missing from the closest sentences, "
              "and capitalised names of the question that the corpus never mentions, always abstain.", "",
              "| evidence sentences | min sim (en) | min coverage (en) | min sim (other) | answer type checked "
-             "| abstained (unanswerable) | wrongly abstained (answerable) |", "|---|---|---|---|---|---|---|"]
+             "| answer sentence coverage | abstained (unanswerable) | wrongly abstained (answerable) |",
+             "|---|---|---|---|---|---|---|---|"]
     for c in front:
         lines.append(f"| {c['evidence_sentences']} | {c['min_similarity_en']} | {c['min_coverage']} | {c['min_similarity_other']} "
-                     f"| {'yes' if c['check_answer_type'] else 'no'} | {c['abstained_unanswerable']:.3f} "
+                     f"| {'yes' if c['check_answer_type'] else 'no'} | {c['type_min_coverage']} | {c['abstained_unanswerable']:.3f} "
                      f"| {c['wrongly_abstained']:.3f} |")
     lines += ["", f"Chosen (the defaults of `AbstainParams`): evidence sentences {base.evidence_sentences}, min sim (en) {base.min_similarity_en}, min coverage "
               f"{base.min_coverage}, min sim (other) {base.min_similarity_other}, answer type checked "
-              f"{'yes' if base.check_answer_type else 'no'} → abstained on {u:.3f} of unanswerable, "
+              f"{'yes' if base.check_answer_type else 'no'}, answer sentence coverage {base.type_min_coverage} → abstained on {u:.3f} of unanswerable, "
               f"wrongly on {a:.3f} of answerable.", ""]
     missed = [d for d in detail if not d["answerable"] and not d["abstained"]]
     wrong = [d for d in detail if d["answerable"] and d["abstained"]]

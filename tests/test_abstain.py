@@ -48,3 +48,15 @@ def test_abstains_when_the_documents_do_not_answer(engine, question):
 def test_answers_when_they_do(engine, question):
     answer = engine.ask(question)
     assert not answer.abstained and answer.citations and "[1]" in answer.text
+
+
+def test_named_units_must_come_with_the_number():
+    from kzqa.abstain import _offers, required_units
+
+    q = "How long is the oil pipeline, in kilometres?"
+    assert required_units(q)
+    assert not _offers("quantity", "In 1997, CNPC acquired a 66.7% stake and agreed to build a pipeline.", q)
+    assert _offers("quantity", "The pipeline is 2,228 kilometres long.", q)
+    money = "How much did CNPC pay for PetroKazakhstan?"
+    assert not _offers("quantity", "CNPC bought a 66.7% stake in 1997.", money)
+    assert _offers("quantity", "CNPC paid 4.18 billion USD.", money)
