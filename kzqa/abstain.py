@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .lexical import tokenize
@@ -147,13 +146,15 @@ def _offers(kind: str, sentence: str, question: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=8)
-def _document_frequencies(engine_id: int, texts: tuple[str, ...]) -> tuple[dict[str, int], int]:
-    df: dict[str, int] = {}
-    for terms in tokenize(list(texts)):
-        for t in set(terms):
-            df[t] = df.get(t, 0) + 1
-    return df, len(texts)
+def _document_frequencies(engine: "Engine") -> tuple[dict[str, int], int]:
+    """Passages containing each stemmed term, and the number of passages (computed once)."""
+    if not hasattr(engine, "_document_frequencies"):
+        df: dict[str, int] = {}
+        for terms in tokenize([p.text for p in engine.passages]):
+            for t in set(terms):
+                df[t] = df.get(t, 0) + 1
+        engine._document_frequencies = (df, len(engine.passages))
+    return engine._document_frequencies
 
 
 def key_terms(question: str) -> list[str]:
@@ -193,23 +194,23 @@ def abstention_features(r: "Retrieval", candidates: list["Candidate"], engine: "
     params = params or engine.abstain
     best = max((c.similarity for c in candidates), default=0.0)
     closest = sorted(candidates, key=lambda c: -c.similarity)[:params.evidence_sentences]
-    closest_text = " ".join(r.hits[c.hit_index].text[c.span[0]:c.span[1]] for c in closest)
+    sentences = [r.hits[c.hit_index].text[c.span[0]:c.span[1]] for c in closest]
+    closest_text = " ".join(sentences)
     features = {"confidence": best, "lang": r.lang,
                 "missing_years": [y for y in _YEAR.findall(r.query)
                                   if y not in closest_text and not (r.hits and y in r.hits[0].text)],
                 "unseen_names": unseen_names(r.query, _corpus_text(engine))}
     if r.lang == "en":
-        df, n = _document_frequencies(id(engine), tuple(p.text for p in engine.passages))
+        df, n = _document_frequencies(engine)
+        terms = key_terms(r.query)
         top_text = " ".join(h.text for h in r.hits[:params.top_passages])
-        features["coverage"] = coverage(key_terms(r.query), set(tokenize([top_text])[0]), df, n) if r.hits else 0.0
+        features["coverage"] = coverage(terms, set(tokenize([top_text])[0]), df, n) if r.hits else 0.0
     kind = answer_type(r.query)
     features["answer_type"] = kind
     if kind:
-        sentences = [r.hits[c.hit_index].text[c.span[0]:c.span[1]] for c in closest]
         offering = [s for s in sentences if _offers(kind, s, r.query)]
         features["type_found"] = bool(offering)
         if r.lang == "en" and offering:
-            terms = key_terms(r.query)
             features["type_coverage"] = max(coverage(terms, set(tokenize([s])[0]), df, n) for s in offering)
     return features
 

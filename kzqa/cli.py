@@ -43,6 +43,16 @@ def _check_question(question: str) -> None:
         _fail(str(exc))
 
 
+def _on_engine(index: Optional[Path], question: str, call):
+    """Check the question, open the index, return ``call(engine)``; any expected error → one line."""
+    _check_question(question)
+    engine = _engine(index)
+    try:
+        return call(engine)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+
+
 def _expected_errors():
     import kzqa
     from kzqa.corpus import ReadError
@@ -101,12 +111,7 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
 ) -> None:
     """The passages most relevant to a question, best first."""
-    _check_question(query)
-    engine = _engine(index)
-    try:
-        hits = engine.search(query, k=k, mode=mode)
-    except _expected_errors() as exc:
-        _fail(str(exc))
+    hits = _on_engine(index, query, lambda engine: engine.search(query, k=k, mode=mode))
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
     else:
@@ -122,12 +127,7 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
 ) -> None:
     """An answer quoted from the documents, with numbered citations."""
-    _check_question(question)
-    engine = _engine(index)
-    try:
-        answer = engine.ask(question, k=k, mode=mode)
-    except _expected_errors() as exc:
-        _fail(str(exc))
+    answer = _on_engine(index, question, lambda engine: engine.ask(question, k=k, mode=mode))
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
