@@ -1,6 +1,9 @@
 # kzqa — set-up, chat, tests and benchmarks. `make run` and `make test` work on a fresh clone.
-PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
+# Everything lives in ./.venv (Debian's own python3 refuses `pip install`, PEP 668).
+BASE_PYTHON ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+PIP := $(PYTHON) -m pip
 # The CPU build of torch, installed before anything pulls the multi-GB CUDA build.
 # On machines without a local torch wheel use:
 #   make install TORCH_SPEC="torch" TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
@@ -10,7 +13,10 @@ export HF_HUB_OFFLINE = 1
 
 .PHONY: install run test browser bench index clean
 
-install:
+$(PYTHON):
+	$(BASE_PYTHON) -m venv $(VENV)
+
+install: $(PYTHON)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_INDEX) "$(TORCH_SPEC)"
 	$(PIP) install -e ".[dev]"
 
@@ -27,7 +33,7 @@ test: install browser
 	$(PYTHON) -m pytest -q
 
 index: install
-	kzqa build --corpus corpus --index embeddings
+	$(PYTHON) -m kzqa.cli build --corpus corpus --index embeddings
 
 # Dev-set, follow-up and SciFact benchmarks → benchmarks/results.md (about 10 minutes here).
 bench: install

@@ -133,7 +133,16 @@ def ask(
         return
     if answer.notice:
         typer.echo(f"({answer.notice})")
-    typer.echo(answer.text)
+    if answer.status == "partial":
+        from kzqa.answer import CONTEXT_LABEL
+
+        typer.echo("Partial answer: the documents do not state this detail.")
+        typer.echo(answer.summary)
+        typer.echo(CONTEXT_LABEL)
+        for sentence, n in answer.quotes:
+            typer.echo(f"  > {sentence} [{n}]")
+    else:
+        typer.echo(answer.text)
     typer.echo()
     for n, h in enumerate(answer.citations or answer.related, 1):
         label = f"[{n}]" if answer.citations else "possibly related:"

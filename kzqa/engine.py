@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .abstain import AbstainParams, abstention_features, should_abstain
-from .answer import Answer, Candidate, compose
+from .abstain import AbstainModel, decide, features, load_model, missing_detail
+from .answer import PARTIAL, Answer, Candidate, SelectionParams, compose, partial_summary, select_sentences
 from .corpus import Document
 from .index import DENSE, LEXICAL, MULTILINGUAL, StoredIndex, open_index
+from .lexical import CorpusStats, corpus_stats, tokenize
 from .passages import Passage
+from .question import analyse, topic_words
 from .retrieve import (DEFAULT_MODE, MODES, SENTENCE_SUFFIX, FusionParams, Hit, detect_language,
                        normalise_query, rrf, top_k)
 
@@ -39,11 +41,12 @@ class Engine:
     """Search and answer over one index. Thread-safe for concurrent readers."""
 
     def __init__(self, stored: StoredIndex, encoders: dict, fusion: FusionParams | None = None,
-                 abstain: AbstainParams | None = None):
+                 abstain: AbstainModel | None = None, selection: SelectionParams | None = None):
         self.stored = stored
         self.encoders = encoders
         self.fusion = fusion or FusionParams()
-        self.abstain = abstain or AbstainParams()
+        self.abstain = abstain or load_model()
+        self.selection = selection or SelectionParams()
         self.documents: dict[str, Document] = stored.documents
         self.passages: list[Passage] = stored.passages
         self.manifest = stored.manifest
@@ -51,6 +54,11 @@ class Engine:
         self._rows = {p.passage_id: i for i, p in enumerate(self.passages)}
         counts = [len(p.sentences) for p in self.passages]
         self._sentence_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        sentences = [p.text[s:e] for p in self.passages for s, e in p.sentences]
+        self._sentence_terms = tokenize(sentences) if sentences else []
+        self.stats: CorpusStats = corpus_stats(
+            [p.text for p in self.passages], list(dict.fromkeys(sentences)),
+            [f"{d.text}\n{d.title}\n{d.publisher or ''}\n{d.author or ''}" for d in self.documents.values()])
 
     # ------------------------------------------------------------ public
 
@@ -77,11 +85,33 @@ class Engine:
         cover the question (``abstained``; the closest passages are in ``related``)."""
         question, notice = self.prepare_question(question)
         r = self.retrieve(question, k, mode, doc_ids)
+        status, p, chosen, summary = self.decide(r)
+        return compose(question, r.hits, chosen, status=status, summary=summary, mode=r.mode, lang=r.lang,
+                       notice=notice, confidence=p)
+
+    def decide(self, r: "Retrieval") -> tuple[str, float, list[Candidate], str | None]:
+        """The answer's status, the probability that it is answered, the chosen sentences and
+        (for 'partial') the one-sentence summary; :meth:`answer_features` gives the inputs."""
+        analysis, chosen, feats = self.answer_features(r)
+        status, p = decide(feats, self.abstain)
+        summary = None
+        if status == PARTIAL:
+            top_terms = set(tokenize([" ".join(h.text for h in r.hits[:3])])[0])
+            summary = partial_summary(topic_words(r.query, top_terms), missing_detail(analysis, feats))
+        return status, p, chosen, summary
+
+    def answer_features(self, r: "Retrieval"):
+        """The question's analysis, the chosen sentences and the abstention features."""
         candidates = self._sentence_candidates(r)
-        features = abstention_features(r, candidates, self)
-        abstained = should_abstain(features, self.abstain)
-        return compose(question, r.hits, candidates, abstained=abstained, mode=r.mode, lang=r.lang,
-                       notice=notice, confidence=features.get("confidence", 0.0))
+        analysis = analyse(r.query, self.stats)
+        chosen = select_sentences(r.hits, candidates, analysis, self.stats, r.lang, self.selection)
+
+        def text(c: Candidate) -> str:
+            return r.hits[c.hit_index].text[c.span[0]:c.span[1]]
+
+        feats = features(analysis, r.lang, [h.text for h in r.hits], [(text(c), c.similarity) for c in candidates],
+                         [(text(c), c.similarity) for c in chosen], self.stats, self.abstain.evidence_sentences)
+        return analysis, chosen, feats
 
     @staticmethod
     def prepare_question(question: str) -> tuple[str, str | None]:
@@ -182,21 +212,31 @@ class Engine:
         return self._rows[passage_id]
 
     def _sentence_candidates(self, r: Retrieval) -> list[Candidate]:
-        """Every sentence of the retrieved passages with its similarity to the question, in
-        the channel that reads the question's language."""
-        channel = MULTILINGUAL if r.lang != "en" and MULTILINGUAL in self.encoders else DENSE
-        qv = r.query_vectors.get(channel)
-        if qv is None:
-            qv = self.encoders[channel].encode_queries([r.query])[0]
-            r.query_vectors[channel] = qv
-        sent_vectors = self.stored.sentence_vectors[channel]
+        """Every sentence of the retrieved passages with its signals: cosine under each model
+        whose question vector the search computed, BM25 against the question, and its
+        passage's rank. ``similarity`` is the cosine in the model that reads the question's
+        language (encoded now if the search did not)."""
+        primary = MULTILINGUAL if r.lang != "en" and MULTILINGUAL in self.encoders else DENSE
+        if primary not in r.query_vectors:
+            r.query_vectors[primary] = self.encoders[primary].encode_queries([r.query])[0]
+        models = [m for m in r.query_vectors if len(self.stored.sentence_vectors.get(m, ()))]
+        query_terms = tokenize([r.query])[0]
         out = []
         for h_index, hit in enumerate(r.hits):
             row = self.row_of(hit.passage_id)
             lo, hi = self._sentence_offsets[row], self._sentence_offsets[row + 1]
-            sims = sent_vectors[lo:hi] @ qv
-            for span, sim in zip(self.passages[row].sentences, sims):
-                out.append(Candidate(h_index, tuple(span), float(sim)))
+            sims, context = {}, {}
+            for m in models:
+                vecs = self.stored.sentence_vectors[m][lo:hi].astype(np.float32)
+                sims[m] = vecs @ r.query_vectors[m]
+                window = vecs + np.vstack([vecs[:1], vecs[:-1]])  # with the sentence before it
+                context[m] = (window @ r.query_vectors[m]) / np.maximum(np.linalg.norm(window, axis=1), 1e-9)
+            for j, span in enumerate(self.passages[row].sentences):
+                signals = {m: float(sims[m][j]) for m in models}
+                signals.update({m + "_context": float(context[m][j]) for m in models})
+                signals["lexical"] = self.stats.bm25(query_terms, self._sentence_terms[lo + j])
+                signals["passage"] = -float(h_index + 1)
+                out.append(Candidate(h_index, tuple(span), signals.get(primary, 0.0), signals))
         return out
 
 

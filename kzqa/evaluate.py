@@ -99,6 +99,15 @@ def load_qa(path: str | Path, strict: bool = False) -> tuple[list[QAItem], list[
     return items, problems
 
 
+def quotes_evidence(answer, item: QAItem) -> bool:
+    """Does the answer, as given (not declined), quote an evidence string of ``item``? The quoted
+    sentences are joined and matched after :func:`normalise_evidence`, like passage relevance."""
+    if answer.abstained or not item.evidence:
+        return False
+    quoted = normalise_evidence(" ".join(sentence for sentence, _ in answer.quotes))
+    return any(normalise_evidence(e) in quoted for e in item.evidence)
+
+
 def relevant_passages(engine: Engine, item: QAItem) -> set[str]:
     """Ids of the passages that contain one of the item's evidence strings."""
     if not hasattr(engine, "_normalised_passages"):
@@ -120,6 +129,8 @@ class QuestionResult:
     ask_ms: float
     metrics: dict[str, float] = field(default_factory=dict)
     query: str = ""
+    status: str = ""  # the answer's state: answered, partial or not_covered
+    answer_evidence: bool = False  # the answer text quotes an evidence string
 
 
 def _qa_metric_names(k: int) -> list[str]:
@@ -162,7 +173,8 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
             qrels[item.id] = {pid: 1 for pid in relevant}
             run[item.id] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits)}
         results.append(QuestionResult(item.id, item.type, item.lang, item.answerable, rank, len(relevant),
-                                      answer.abstained, (t1 - t0) * 1000, (t2 - t1) * 1000, query=query))
+                                      answer.abstained, (t1 - t0) * 1000, (t2 - t1) * 1000, query=query,
+                                      status=answer.status, answer_evidence=quotes_evidence(answer, item)))
     per_query = _ranx_per_query(qrels, run, _qa_metric_names(k))
     for r in results:
         if r.answerable:  # answerable but no passage holds the evidence: every metric is 0
@@ -183,6 +195,7 @@ def summarise(results: list[QuestionResult]) -> dict:
     if answerable:
         for metric in answerable[0].metrics:
             out[_label(metric)] = round(float(np.mean([r.metrics[metric] for r in answerable])), 4)
+        out["answer_evidence"] = round(float(np.mean([r.answer_evidence for r in answerable])), 4)
         out["wrongly_abstained"] = round(float(np.mean([r.abstained for r in answerable])), 4)
     if unanswerable:
         out["abstained_unanswerable"] = round(float(np.mean([r.abstained for r in unanswerable])), 4)
@@ -351,10 +364,10 @@ def environment() -> dict:
 
 
 QA_COLUMNS = ["questions", "Recall@1", "Recall@3", "Recall@5", "Recall@10", "MRR@10", "nDCG@10",
-              "abstained_unanswerable", "wrongly_abstained", "search_ms_p50", "search_ms_p95",
-              "ask_ms_p50", "ask_ms_p95"]
-QA_HEADERS = ["group", "n", "R@1", "R@3", "R@5", "R@10", "MRR@10", "nDCG@10", "abst.unans",
-              "abst.ans", "search p50", "p95 ms", "ask p50", "p95 ms"]
+              "answer_evidence", "abstained_unanswerable", "wrongly_abstained", "search_ms_p50",
+              "search_ms_p95", "ask_ms_p50", "ask_ms_p95"]
+QA_HEADERS = ["group", "n", "R@1", "R@3", "R@5", "R@10", "MRR@10", "nDCG@10", "ans.evid",
+              "abst.unans", "abst.ans", "search p50", "p95 ms", "ask p50", "p95 ms"]
 
 
 def _cell(value) -> str:

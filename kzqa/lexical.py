@@ -1,10 +1,14 @@
-"""BM25 over passages with bm25s (English stemming and stopwords).
+"""BM25 over passages with bm25s (English stemming and stopwords), and the corpus statistics
+the answer stage scores sentences with.
 
 ``LexicalIndex.build(texts).scores(query)[i]`` is the BM25 score of ``texts[i]``.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,3 +61,82 @@ class LexicalIndex:
         if not terms:
             return np.zeros(self.retriever.scores["num_docs"], dtype=np.float32)
         return np.asarray(self.retriever.get_scores(terms), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """What the answer stage needs to know about the whole corpus, computed once per index:
+    ``df[t]`` = passages containing stemmed term ``t`` (of ``n``), ``words`` = every lower-cased
+    word of the texts, titles, authors and publishers, ``genders[w]`` = 'f' or 'm' for a
+    capitalised word (a person's name) that the corpus clearly refers to as she or he,
+    ``avg_sentence_terms`` = mean stemmed-term count of a sentence (for sentence BM25)."""
+
+    df: dict[str, int]
+    n: int
+    words: frozenset[str]
+    genders: dict[str, str]
+    avg_sentence_terms: float = 12.0
+
+    @property
+    def common(self) -> frozenset[str]:
+        """Stemmed terms found in more than a quarter of the passages."""
+        return frozenset(t for t, d in self.df.items() if d > self.n / 4)
+
+    def idf(self, term: str) -> float:
+        """BM25 (Lucene) inverse document frequency of a stemmed term."""
+        df = self.df.get(term, 0)
+        return math.log(1 + (self.n - df + 0.5) / (df + 0.5))
+
+    def bm25(self, query_terms: list[str], text_terms: list[str]) -> float:
+        """BM25 of a short text (a sentence) for the query terms, with this corpus's IDF and
+        bm25s's k1 and b (sentences are scored against the average sentence length)."""
+        k1, b = SETTINGS["k1"], SETTINGS["b"]
+        norm = k1 * (1 - b + b * len(text_terms) / max(self.avg_sentence_terms, 1.0))
+        score = 0.0
+        for t in set(query_terms):
+            tf = text_terms.count(t)
+            if tf:
+                score += self.idf(t) * tf * (k1 + 1) / (tf + norm)
+        return score
+
+
+_PRONOUNS = {"she": "f", "her": "f", "herself": "f", "he": "m", "his": "m", "him": "m", "himself": "m"}
+
+
+def _genders(sentences: list[str]) -> dict[str, str]:
+    """Capitalised words that open a sentence as its subject ("Sayragul Sauytbay, …", never seen
+    in lower case) followed by she/her or he/his/him in the rest of that sentence or the next,
+    at least twice and 80% of the time one gender: the people the corpus calls she or he."""
+    lower = {w for s in sentences for w in re.findall(r"\b[a-z][a-z’'\-]+", s)}
+    # words used as adjectives or common nouns ('the Kazakh government', 'an ethnic Kazakh')
+    lower |= {w.lower() for s in sentences for w in re.findall(r"\b(?:the|a|an|ethnic)\s+([A-Z][a-z’'\-]+)", s)}
+    counts: dict[str, dict[str, int]] = {}
+    for sentence, following in zip(sentences, sentences[1:] + [""]):
+        subject = re.match(r"\s*((?:[A-Z][a-z’'\-]+\s+){0,2}[A-Z][a-z’'\-]+)\b(?!\s+[a-z]+\s+of\b)", sentence)
+        if not subject:
+            continue
+        words = [w.lower() for w in subject.group(1).split()]
+        words = [w for w in words if w not in lower and not re.fullmatch(_MONTHS, w) and not w.endswith("ing")]
+        after = sentence[subject.end():] + " " + following
+        for p in re.findall(r"\b(she|her|herself|he|his|him|himself)\b", after.lower()):
+            for word in words:
+                tally = counts.setdefault(word, {"f": 0, "m": 0})
+                tally[_PRONOUNS[p]] += 1
+    return {word: g for word, c in counts.items() for g in ("f", "m")
+            if c["f"] + c["m"] >= 2 and c[g] / (c["f"] + c["m"]) >= 0.8}
+
+
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+
+
+def corpus_stats(passage_texts: list[str], sentence_texts: list[str], other_texts: list[str]) -> CorpusStats:
+    """Statistics of a corpus: passages (for df), their sentences in reading order (for the
+    average length and genders) and the documents' texts, titles, authors and publishers (words)."""
+    df: dict[str, int] = {}
+    for terms in tokenize(passage_texts):
+        for t in set(terms):
+            df[t] = df.get(t, 0) + 1
+    lengths = [len(t) for t in tokenize(sentence_texts)] if sentence_texts else [12]
+    words = frozenset(w for text in other_texts for w in re.findall(r"[a-z]+", text.lower()))
+    return CorpusStats(df, len(passage_texts), words, _genders(sentence_texts),
+                       float(np.mean(lengths)) if lengths else 12.0)

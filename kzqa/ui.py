@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .answer import Answer
+from .answer import ANSWERED, CONTEXT_LABEL, PARTIAL, Answer
 from .engine import MAX_QUESTION_CHARS, Engine, QueryError, load
 from .feedback import FeedbackStore
 from .followup import resolve_followup
@@ -63,17 +63,25 @@ def marker_link(n: int) -> str:
     return f"[\\[{n}\\]](#kzqa-card-{n})"
 
 
+PARTIAL_LABEL = "⚠️ **Partial answer: the documents do not state this detail.**"
+
+
 def render_reply(answer: Answer, question: str, resolved: str) -> str:
-    """The assistant message: searched-for line, notice, then quoted sentences with markers."""
+    """The assistant message: searched-for line, notice, then by ``answer.status`` the quoted
+    sentences with markers ('answered'), the partial reply with the closest quotes set apart as
+    context ('partial'), or the not-covered reply."""
     lines = []
     if resolved != question:
         lines.append(f"*Searched for:* {as_text(resolved)}")
     if answer.notice:
         lines.append(f"*{as_text(answer.notice)}*")
-    if answer.abstained:
-        lines.append(as_text(answer.text))
-    else:
+    if answer.status == ANSWERED:
         lines.append(" ".join(f"{as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes))
+    elif answer.status == PARTIAL:
+        lines += [PARTIAL_LABEL, as_text(answer.summary or ""), f"*{as_text(CONTEXT_LABEL)}*"]
+        lines += [f"> {as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes]
+    else:
+        lines.append(as_text(answer.text))
     return "\n\n".join(lines)
 
 
@@ -88,13 +96,14 @@ def highlighted(hit: Hit) -> str:
 
 
 def render_sources(answer: Answer | None) -> str:
-    """One card per citation, numbered like the markers (or the closest passages when the
-    answer abstained)."""
+    """One card per citation, numbered like the markers: the sources of an answer, the context
+    of a partial answer, or the closest passages when the documents do not cover the question."""
     if answer is None:
         return '<div class="kzqa-sources"><p>Sources of the latest answer appear here.</p></div>'
     hits = answer.citations or answer.related
-    heading = "Sources" if answer.citations else "Possibly related"
-    cards = [f'<div class="kzqa-sources"><h3>{heading}</h3>']
+    heading = ("Sources" if answer.status == ANSWERED else "Context (not an answer)" if answer.citations
+               else "Possibly related")
+    cards = [f'<div class="kzqa-sources" data-status="{answer.status}"><h3>{heading}</h3>']
     for n, h in enumerate(hits, 1):
         meta = [html.escape(h.section)]
         meta += [html.escape(x) for x in (h.publisher, h.date) if x]
@@ -141,7 +150,7 @@ def build_app(engine: Engine, feedback: FeedbackStore | None = None) -> gr.Block
         session["records"][len(history) - 1] = {
             "question": question, "resolved_query": answer.question, "answer": answer.text,
             "passage_ids": [h.passage_id for h in answer.citations or answer.related],
-            "mode": answer.mode, "abstained": answer.abstained}
+            "mode": answer.mode, "abstained": answer.abstained}  # status is in the answer text
         yield history, "", render_sources(answer), session
 
     def on_like(data: gr.LikeData, session: dict):
@@ -156,7 +165,8 @@ def build_app(engine: Engine, feedback: FeedbackStore | None = None) -> gr.Block
         return [], "", render_sources(None), new_session()
 
     def api_ask(question: str, k: int = 5, mode: str = DEFAULT_MODE) -> dict:
-        """Answer a question from the documents: text with [n] markers, abstained, citations."""
+        """Answer a question from the documents: status ('answered', 'partial', 'not_covered'),
+        text with [n] markers, abstained, citations."""
         try:
             return engine.ask(question, k=int(k), mode=mode).to_dict()
         except QueryError as exc:

@@ -16,7 +16,8 @@ def client(running_app):
 
 def test_ask_endpoint(client):
     result = client.predict("How tall is the Bayterek tower?", 5, "hybrid", api_name="/ask")
-    assert not result["abstained"] and "97 meters" in result["text"] and "[1]" in result["text"]
+    assert result["status"] == "answered" and not result["abstained"]
+    assert "97 meters" in result["text"] and "[1]" in result["text"]
     cite = result["citations"][0]
     assert {"doc_id", "title", "section", "passage_id", "start", "end", "score", "highlights"} <= set(cite)
     s, e = cite["highlights"][0]
@@ -25,7 +26,14 @@ def test_ask_endpoint(client):
 
 def test_ask_endpoint_abstains(client):
     result = client.predict("What is the capital of Peru?", 5, "hybrid", api_name="/ask")
+    assert result["status"] == "not_covered"
     assert result["abstained"] and result["citations"] == [] and result["related"]
+
+
+def test_ask_endpoint_carries_the_partial_state(client):
+    result = client.predict("How much did CNPC pay to acquire PetroKazakhstan in 2005?", 5, "hybrid", api_name="/ask")
+    assert result["status"] == "partial" and result["abstained"]
+    assert result["summary"].startswith("The documents discuss") and result["citations"]
 
 
 def test_search_endpoint(client):

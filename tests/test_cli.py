@@ -27,8 +27,19 @@ def test_ask_json_and_text():
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert not answer["abstained"] and "[1]" in answer["text"] and answer["citations"]
+    assert answer["status"] == "answered"
     text = run_cli("ask", "Who founded Atajurt Eriktileri?")
     assert text.returncode == 0 and "[1]" in text.stdout and "Kazakhstan — " in text.stdout
+
+
+def test_ask_prints_a_partial_answer_as_context():
+    result = run_cli("ask", "How much did CNPC pay to acquire PetroKazakhstan in 2005?", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "partial"
+    text = run_cli("ask", "How much did CNPC pay to acquire PetroKazakhstan in 2005?").stdout
+    lines = text.splitlines()
+    assert lines[0].startswith("Partial answer") and lines[1].startswith("The documents discuss")
+    assert "as context only" in lines[2] and lines[3].startswith("  > ") and "[1]" in lines[3]
 
 
 def test_errors_are_one_line_and_non_zero(tmp_path):

@@ -35,8 +35,9 @@ def test_dev_set_mix():
     items, _ = load_qa(DEV)
     n = len(items)
     count = lambda **kw: sum(all(getattr(i, k) == v for k, v in kw.items()) for i in items)  # noqa: E731
-    assert n >= 80
-    assert count(type="lexical") / n >= 0.2 and count(type="paraphrase") / n >= 0.3
+    assert n >= 200
+    assert count(type="lexical") / n >= 0.2 and count(type="paraphrase") / n >= 0.25
+    assert count(type="multi-part") >= 10 and count(type="unanswerable") >= 30
     assert sum(not i.answerable for i in items) / n >= 0.13
     assert {i.lang for i in items} == {"en", "ru", "zh", "kk"}
     assert sum(i.lang != "en" for i in items) / n >= 0.12
@@ -51,6 +52,19 @@ def test_malformed_lines_are_reported_with_their_number(tmp_path):
     assert [p.split(": ", 1)[1].split(":")[0] for p in problems] == ["line 2", "line 3", "line 4"]
     with pytest.raises(EvalError, match="line 2"):
         load_qa(path, strict=True)
+
+
+def test_quotes_evidence_reads_only_what_an_answer_quotes():
+    from kzqa.answer import Answer
+    from kzqa.evaluate import QAItem, quotes_evidence
+
+    item = QAItem("x", "How tall?", ("97 meters of altitude",))
+    quoted = Answer("How tall?", "With 97 meters\nof altitude. [1]", [], False, quotes=[("With 97 meters\nof altitude.", 1)])
+    assert quotes_evidence(quoted, item)
+    elsewhere = Answer("How tall?", "It is tall. [1]", [], False, quotes=[("It is tall.", 1)])
+    assert not quotes_evidence(elsewhere, item)
+    partial = Answer("How tall?", "…", [], True, quotes=[("With 97 meters of altitude.", 1)], status="partial")
+    assert not quotes_evidence(partial, item)  # context is not an answer
 
 
 def test_qa_metrics_agree_with_the_ranks(engine, tmp_path):
@@ -76,6 +90,11 @@ def test_qa_metrics_agree_with_the_ranks(engine, tmp_path):
     assert report["groups"]["all"]["answerable"] == 3
     assert report["groups"]["type=lexical"]["Recall@10"] == 1.0
     assert report["groups"]["all"]["abstained_unanswerable"] == 1.0
+    # answer_evidence: the answer to 'a' quotes the 97-meters sentence; nothing can quote 'zzqx'
+    assert results["a"].answer_evidence and results["a"].status == "answered"
+    assert not results["d"].answer_evidence
+    assert report["groups"]["all"]["answer_evidence"] == pytest.approx(
+        sum(r.answer_evidence for r in results.values()) / 3, abs=1e-4)
     assert report["groups"]["all"]["search_ms_p95"] >= report["groups"]["all"]["search_ms_p50"] > 0
 
 

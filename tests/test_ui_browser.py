@@ -57,6 +57,8 @@ def ask(page, question: str, replies_before: int) -> str:
 def test_cited_answer_with_highlighted_source_card(page):
     reply = ask(page, "How tall is the Bayterek tower?", 0)
     assert "97 meters" in reply and "[1]" in reply
+    assert "Partial answer" not in reply and "do not cover" not in reply
+    assert page.locator('#kzqa-sources [data-status="answered"] h3').inner_text() == "Sources"
     card = page.locator("#kzqa-card-1")
     card.wait_for(timeout=30_000)
     assert "A Dilemma: Chinese Influence in Kazakhstan and East Turkestan" in card.inner_text()
@@ -72,10 +74,25 @@ def test_cited_answer_with_highlighted_source_card(page):
     page.screenshot(path=str(ARTIFACTS / "chat-answer.png"), full_page=True)
 
 
+def test_partial_answer_is_shown_apart_from_a_full_one(page):
+    reply = ask(page, "How much did CNPC pay to acquire PetroKazakhstan in 2005?", 0)
+    assert "Partial answer" in reply and "The documents discuss" in reply and "do not state" in reply
+    assert "as context only (not an answer)" in reply
+    bot = page.locator('#kzqa-chat [data-testid="bot"]').last
+    assert bot.locator("blockquote").count() >= 1  # the context quotes are set apart
+    assert bot.locator('a[href*="#kzqa-card-1"]').count() >= 1
+    sources = page.locator('#kzqa-sources [data-status="partial"]')
+    sources.wait_for(timeout=30_000)
+    assert sources.locator("h3").inner_text() == "Context (not an answer)"
+    assert sources.locator("mark").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-partial.png"), full_page=True)
+
+
 def test_not_covered_and_follow_up(page):
     reply = ask(page, "What is a good recipe for banana bread?", 0)
-    assert "do not cover" in reply
-    assert "Possibly related" in page.locator("#kzqa-sources").inner_text()
+    assert "do not cover" in reply and "Partial answer" not in reply
+    assert page.locator('#kzqa-sources [data-status="not_covered"] h3').inner_text() == "Possibly related"
     ask(page, "When was Serikzhan Bilash detained?", 1)
     reply = ask(page, "Why was he detained?", 2)
     assert "Searched for:" in reply and "Bilash" in reply
