@@ -15,7 +15,13 @@ against the sentences :func:`kzqa.answer.select_sentences` chose:
   the ``evidence_sentences`` closest sentences; ``typed_coverage``: the key-term coverage of
   the best chosen sentence that does offer it (English; 1.0 when no type is asked), so that a
   number in a sentence about something else does not count; ``units_missing``: the unit or
-  currency the question names is not beside the number.
+  currency the question names is not beside the number;
+- ``missing_idf``: the highest IDF among the question's key terms absent from the chosen
+  sentences (the specific thing asked about: 'architect', 'population'), ``unknown_terms``: how
+  many of its key terms the corpus never uses (English questions only);
+- ``count_unattached``: a 'how many X' / 'how tall' question whose chosen sentences hold no
+  number beside X or the unit (:func:`kzqa.question.number_attached`); ``role_unattached``: a
+  'who is the director …' question whose chosen sentences name nobody beside that role.
 
 Three facts decline on their own: a best sentence similarity under the topic floor
 (``topic_sim_en`` / ``topic_sim_other``: off topic), a capitalised name the corpus never mentions
@@ -39,7 +45,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from .lexical import CorpusStats, tokenize
-from .question import CHECKED_TYPES, Analysis
+from .question import CHECKED_TYPES, Analysis, name_beside_role, number_attached
 from .question import offers as offers_answer
 
 MODEL_FILE = "abstain_model.json"
@@ -87,7 +93,8 @@ def load_model(path=None) -> AbstainModel:
 
 FEATURES = ("is_en", "sim_en", "sim_other", "chosen_sim_en", "chosen_sim_other", "coverage",
             "answer_coverage", "type_asked", "type_missing", "type_missing_near", "typed_coverage",
-            "units_missing")
+            "units_missing", "missing_idf", "unknown_terms", "count_unattached",
+            "role_unattached")
 
 
 def coverage(terms: list[str] | tuple[str, ...], text_terms: set[str], stats: CorpusStats) -> float:
@@ -117,6 +124,14 @@ def features(analysis: Analysis, lang: str, passages: list[str], candidates: lis
                           if y not in chosen_text and not (passages and y in passages[0])],
         "unseen_names": list(analysis.unseen),
     }
+    chosen_terms = set(tokenize([chosen_text])[0])
+    absent = [stats.idf(t) for t in analysis.terms if t not in chosen_terms]
+    f["missing_idf"] = max(absent, default=0.0) if en else 0.0
+    f["unknown_terms"] = float(sum(stats.df.get(t, 0) == 0 for t in analysis.terms)) if en else 0.0
+    f["count_unattached"] = float(bool(analysis.counted) and not any(
+        number_attached(t, analysis.counted) for t, _ in chosen))
+    f["role_unattached"] = float(bool(analysis.roles) and not any(
+        name_beside_role(t, analysis.roles) for t, _ in chosen))
     kinds = [p.kind for p in analysis.parts if p.kind in CHECKED_TYPES]
     common = stats.common
 

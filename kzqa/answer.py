@@ -144,7 +144,7 @@ def select_sentences(hits: list[Hit], candidates: list[Candidate], analysis: Ana
         part_score = {i: fused[i] for i in pool}
         if part.kind:
             for i in pool:
-                if offers(part.kind, sentence_text(hits, candidates[i]), analysis.question):
+                if offers(part.kind, sentence_text(hits, candidates[i]), analysis.question, stats.common):
                     part_score[i] += params.type_bonus
         if tokens and part.terms:
             lex = {i: stats.bm25(list(part.terms), tokens[i]) for i in pool}

@@ -76,11 +76,7 @@ class CorpusStats:
     words: frozenset[str]
     genders: dict[str, str]
     avg_sentence_terms: float = 12.0
-
-    @property
-    def common(self) -> frozenset[str]:
-        """Stemmed terms found in more than a quarter of the passages."""
-        return frozenset(t for t, d in self.df.items() if d > self.n / 4)
+    common: frozenset[str] = frozenset()  # stemmed terms found in more than a quarter of the passages
 
     def idf(self, term: str) -> float:
         """BM25 (Lucene) inverse document frequency of a stemmed term."""
@@ -138,5 +134,6 @@ def corpus_stats(passage_texts: list[str], sentence_texts: list[str], other_text
             df[t] = df.get(t, 0) + 1
     lengths = [len(t) for t in tokenize(sentence_texts)] if sentence_texts else [12]
     words = frozenset(w for text in other_texts for w in re.findall(r"[a-z]+", text.lower()))
-    return CorpusStats(df, len(passage_texts), words, _genders(sentence_texts),
-                       float(np.mean(lengths)) if lengths else 12.0)
+    n = len(passage_texts)
+    return CorpusStats(df, n, words, _genders(sentence_texts), float(np.mean(lengths)) if lengths else 12.0,
+                       frozenset(t for t, d in df.items() if d > n / 4))

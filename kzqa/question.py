@@ -32,6 +32,7 @@ _TYPE_CUES = [
     ("year", r"\b(what|which|in what|in which) year\b|в каком году|в какой год|қай жыл|哪一年|哪年|什么年份|何年"),
     ("date", r"\bwhen\b|\bwhat (exact )?(day|date|month)\b|когда|какого числа|қашан|何时|什么时候|哪天|几月"),
     ("quantity", r"\bhow (many|much|long|large|big|tall|high|far|old)\b|\bwhat (percentage|share|amount|number)\b"
+                 r"|\bwhat (?:is|was|are|were) the (?:\w+ )?(?:population|capacity|length|area|size|cost|price|budget|value)\b"
                  r"|сколько|какой процент|какова (сумма|высота|длина)|қанша|неше|多少|几|多高|多长|多大"),
     ("person", r"\bwho\b|\bwhose\b|\bwhom\b|\bwhat is the name of\b|\bname the\b|кто|кого|кім|谁"),
     ("place", r"\bwhere\b|\bin which (city|country|town|region|province)\b|где|куда|откуда|қайда|қай жерде|哪里|在哪|何处"),
@@ -83,6 +84,8 @@ class Analysis:
     persons: tuple[str, ...] = ()  # lower-cased name words of the question with a known gender
     gender: str | None = None  # 'f' or 'm': whom the question is about, when it can tell
     unseen: tuple[str, ...] = field(default=())  # capitalised words the corpus never mentions
+    counted: frozenset[str] = frozenset()  # what a quantity question counts or measures (stems)
+    roles: frozenset[str] = frozenset()  # the role a 'who' question asks to name (stems)
 
     @property
     def kind(self) -> str | None:
@@ -145,7 +148,87 @@ def analyse(question: str, stats: CorpusStats) -> Analysis:
     parts = tuple(Part(p, answer_type(p), tuple(key_terms(p))) for p in split_parts(question))
     persons, gender = question_gender(question, stats)
     return Analysis(question, parts, tuple(key_terms(question)), tuple(YEAR.findall(question)),
-                    tuple(required_units(question)), persons, gender, tuple(unseen_names(question, stats)))
+                    tuple(required_units(question)), persons, gender, tuple(unseen_names(question, stats)),
+                    counted_terms(question), role_terms(question))
+
+
+# What 'how tall/long/…' measures in; English only (the documents are English).
+_MEASURES = {"tall": "meter metre", "high": "meter metre", "long": "kilometre kilometer km meter metre mile year month",
+             "far": "kilometre kilometer km mile", "old": "year", "large": "square hectare km percent hundred thousand",
+             "big": "square hectare km percent hundred thousand"}
+_NOT_COUNTED = set("did does do is was were are has have had will would can could should the a an of in on at to "
+                   "for by from with that which who".split())
+_COUNT = re.compile(r"\d[\d,.]*\s*%?|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
+                    r"dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
+
+
+def counted_terms(question: str) -> frozenset[str]:
+    """What an English quantity question counts or measures, as stems: the words after
+    'how many' up to the verb ('how many Chinese workers were …' → chines, worker), the units
+    of 'how tall/long/far/old/large' and '%' for 'what percentage/share'. Empty for 'how much'
+    (money or amounts: see :func:`required_units`) and for other questions."""
+    q = question.lower()
+    out: set[str] = set()
+    m = re.search(r"\bhow (many|tall|high|long|far|old|large|big)\b(.*)", q)
+    if m:
+        if m.group(1) in _MEASURES:
+            out |= set(tokenize([_MEASURES[m.group(1)]])[0])
+        for word in re.findall(r"[a-z]+", m.group(2))[:3]:
+            if word in _NOT_COUNTED:
+                break
+            out |= set(tokenize([word])[0])
+    if re.search(r"\bwhat (percentage|share|proportion)\b", q):
+        out |= {"%", "percent"}
+    m = re.search(r"\bwhat (?:is|was|are|were) the (?:\w+ )?(population|capacity|length|area|size)\b", q)
+    if m:
+        out |= set(tokenize([m.group(1)])[0])
+    return frozenset(out)
+
+
+_ROLE = re.compile(r"\bwho (?:is|was|are|were) (?:the |a |an )?((?:[\w’']+ ){0,2}?[a-z]+)\b(?= of| in| at| for| to| as|\?|$)"
+                   r"|\bname of (?:the |a |an )?((?:[\w’']+ ){0,2}?[a-z]+)\b(?= of| in| at| for| to| who|\?|$)"
+                   r"|\bwhich ([a-z]+) (?!of\b)[a-z]+(?:ed|s)\b"
+                   r"|\b(?:took over|served|acted) as (?:the )?([a-z]+)\b", re.I)
+
+
+def role_terms(question: str) -> frozenset[str]:
+    """The role an English 'who' question asks to name, as stems: 'Who is the director of …'
+    → director, 'the name of China's ambassador' → ambassador, 'Which architect designed …' →
+    architect, 'who took over as head' → head. Empty when it asks for a doer ('Who founded …')."""
+    m = _ROLE.search(question)
+    if not m:
+        return frozenset()
+    phrase = next(g for g in m.groups() if g)
+    first, last = phrase.split()[0].lower(), phrase.split()[-1].lower()
+    if first in _NOT_COUNTED or last in _NOT_COUNTED or last in {"one", "person", "people", "man", "woman", "name", "names"}:
+        return frozenset()
+    return frozenset(tokenize([last])[0])
+
+
+def name_beside_role(sentence: str, roles: frozenset[str]) -> bool:
+    """Does a capitalised name stand within four words of one of the ``roles`` in ``sentence``
+    ('AIFC Governor Kairat Kelimbetov', 'his successor, President Tokayev')?"""
+    words = re.findall(r"[\w’'\-]+", sentence)
+    stems = [tokenize([w])[0] for w in words]
+    for i, st in enumerate(stems):
+        if st and st[0] in roles:
+            near = words[max(0, i - 4):i] + words[i + 1:i + 5]
+            if any(w[0].isupper() for w in near if w.lower() not in {"the", "a", "an"}):
+                return True
+    return False
+
+
+def number_attached(sentence: str, counted: frozenset[str]) -> bool:
+    """Does a number of ``sentence`` stand beside (within three words) one of the ``counted``
+    stems: '2,000 Chinese workers', '97 meters', '22.8%'?"""
+    for m in _COUNT.finditer(sentence):
+        if "%" in m.group(0) and counted & {"%", "percent"}:
+            return True
+        near = (tokenize([sentence[max(0, m.start() - 40):m.start()]])[0][-3:]
+                + tokenize([sentence[m.end():m.end() + 40]])[0][:3])
+        if counted & set(near):
+            return True
+    return False
 
 
 def about_someone_else(sentence: str, analysis: Analysis, stats: CorpusStats) -> bool:

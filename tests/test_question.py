@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kzqa.question import about_someone_else, analyse, answer_type, offers, required_units, split_parts
+from kzqa.question import (about_someone_else, analyse, answer_type, counted_terms, name_beside_role, number_attached,
+                           offers, required_units, role_terms, split_parts)
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -69,3 +70,39 @@ def test_sentences_about_someone_else_are_recognised(engine):
     assert not about_someone_else("Sauytbay was released on a suspended sentence.", about_her, engine.stats)
     neutral = analyse("How tall is the Bayterek tower?", engine.stats)
     assert not about_someone_else("He was detained in March 2019.", neutral, engine.stats)
+
+
+@pytest.mark.parametrize("question, counted", [
+    ("How many Chinese workers were employed in Kazakhstan?", {"chines", "worker"}),
+    ("What share of the debt is owed to China?", {"%", "percent"}),
+    ("What is the population of Almaty?", {"popul"}),
+    ("How much did CNPC pay?", set()),
+    ("Who founded Atajurt?", set()),
+])
+def test_what_a_quantity_question_counts(question, counted):
+    assert counted_terms(question) == counted
+
+
+def test_a_number_must_stand_beside_what_is_counted():
+    workers = counted_terms("How many Chinese workers were employed in Kazakhstan?")
+    assert number_attached("About 2,000 Chinese workers came in 2019.", workers)
+    assert not number_attached("With 97 meters of altitude, the tower marks the capital.", workers)
+    assert number_attached("With 97 meters of altitude, the tower marks the capital.", counted_terms("How tall is it?"))
+
+
+@pytest.mark.parametrize("question, roles", [
+    ("Who is the director of the Confucius Institute in Nur-Sultan?", {"director"}),
+    ("What is the name of China's ambassador to Kazakhstan?", {"ambassador"}),
+    ("Which architect designed the Bayterek tower?", {"architect"}),
+    ("Who was Nazarbayev's successor as President of Kazakhstan?", {"successor"}),
+    ("Who founded Atajurt Eriktileri?", set()),
+    ("Who is in charge of the capital's international finance hub?", set()),
+])
+def test_the_role_a_who_question_asks_to_name(question, roles):
+    assert role_terms(question) == roles
+
+
+def test_a_name_must_stand_beside_the_role():
+    roles = role_terms("Who was Nazarbayev's successor as President of Kazakhstan?")
+    assert name_beside_role("Nazarbayev’s successor, President Kassym-Jomart Tokayev, signed it.", roles)
+    assert not name_beside_role("The succession was smooth and the successor was chosen in 2019.", roles)
