@@ -28,7 +28,7 @@ Three facts decline on their own: a best sentence similarity under the topic flo
 (``unseen_names``), and a year of the question absent from the chosen sentences and the top
 passage (``missing_years``). Otherwise a logistic regression over the features gives the probability that
 the question is answered; its weights, feature scaling and threshold are in
-``abstain_model.json``, fitted by ``benchmarks/fit_abstain.py`` on the dev set's questions (the
+``abstain_model.json``, fitted by ``benchmarks/tune_answer.py --write`` on the dev set's questions (the
 script cross-validates and reports held-out figures; rerun it to refit after changing features).
 
 A declined question is 'partial' when the documents discuss its topic (no unseen names,
