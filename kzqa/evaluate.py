@@ -9,11 +9,9 @@ metrics are computed by ranx.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
-import tempfile
 import time
 import unicodedata
 import warnings
@@ -108,12 +106,15 @@ def quotes_evidence(answer, item: QAItem) -> bool:
     return any(normalise_evidence(e) in quoted for e in item.evidence)
 
 
-def relevant_passages(engine: Engine, item: QAItem) -> set[str]:
-    """Ids of the passages that contain one of the item's evidence strings."""
-    if not hasattr(engine, "_normalised_passages"):
-        engine._normalised_passages = [(p.passage_id, normalise_evidence(p.text)) for p in engine.passages]
+def normalised_passages(engine: Engine) -> list[tuple[str, str]]:
+    """(passage id, normalised text) of every passage, for :func:`relevant_passages`."""
+    return [(p.passage_id, normalise_evidence(p.text)) for p in engine.passages]
+
+
+def relevant_passages(passages: list[tuple[str, str]], item: QAItem) -> set[str]:
+    """Ids of the passages (from :func:`normalised_passages`) holding one of the item's evidence strings."""
     needles = [normalise_evidence(e) for e in item.evidence]
-    return {pid for pid, text in engine._normalised_passages if any(n in text for n in needles)}
+    return {pid for pid, text in passages if any(n in text for n in needles)}
 
 
 @dataclass
@@ -160,6 +161,7 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
     from tqdm.auto import tqdm
 
     results, qrels, run = [], {}, {}
+    passages = normalised_passages(engine)
     for item in tqdm(items, desc=f"eval {mode}", disable=not progress, unit="q"):
         query = resolve(list(item.history), item.question) if resolve else item.question
         t0 = time.perf_counter()
@@ -167,7 +169,7 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
         t1 = time.perf_counter()
         answer = engine.ask(query, k=ask_k, mode=mode)
         t2 = time.perf_counter()
-        relevant = relevant_passages(engine, item) if item.answerable else set()
+        relevant = relevant_passages(passages, item) if item.answerable else set()
         rank = next((h.rank for h in hits if h.passage_id in relevant), None)
         if relevant:
             qrels[item.id] = {pid: 1 for pid in relevant}
@@ -259,44 +261,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KZQA_CACHE", Path.home() / ".cache" / "kzqa"))
 
 
-def cached_embeddings(encoder, texts: list[str], progress: bool = False) -> tuple[np.ndarray, int]:
-    """Passage vectors of ``texts``, reusing those cached under the model fingerprint and each
-    text's sha256; returns the vectors and how many texts had to be embedded."""
-    folder = cache_dir() / "embeddings" / encoder.fingerprint()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
-    keys_file, vec_file = folder / "keys.json", folder / "vectors.npy"
-    known: dict[str, int] = {}
-    stored = np.zeros((0, encoder.dim), dtype=np.float32)
-    if keys_file.exists() and vec_file.exists():
-        try:
-            stored = np.load(vec_file, allow_pickle=False)
-            known = {k: i for i, k in enumerate(json.loads(keys_file.read_text()))}
-            if len(known) != len(stored):
-                known, stored = {}, np.zeros((0, encoder.dim), dtype=np.float32)
-        except (ValueError, OSError, json.JSONDecodeError):
-            known, stored = {}, np.zeros((0, encoder.dim), dtype=np.float32)
-    missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
-    if missing:
-        new = encoder.encode_passages([t for _, t in missing], progress=progress)
-        for k, _ in missing:
-            known[k] = len(known)
-        stored = np.vstack([stored, new]).astype(np.float32)
-        order = sorted(known, key=known.get)
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".npy", delete=False) as tmp:
-            np.save(tmp, stored, allow_pickle=False)
-        os.replace(tmp.name, vec_file)
-        keys_file.write_text(json.dumps(order))
-    return stored[[known[k] for k in keys]], len(missing)
-
-
 def beir_engine(data: BeirData, modes: list[str], progress: bool = False) -> tuple[Engine, dict]:
     """An in-memory engine over the BEIR corpus: one passage per document (title + text)."""
     from .corpus import Document, Section
+    from .embedcache import EmbeddingCache
     from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, get_encoder
-    from .index import DENSE, LEXICAL, MULTILINGUAL, StoredIndex, _faiss_index
+    from .index import DENSE, LEXICAL, MULTILINGUAL, faiss_index, stats_of
     from .lexical import LexicalIndex
     from .passages import Passage
+    from .store import FileStore
 
     ids = list(data.corpus)
     texts = [f"{d['title']} {d['text']}".strip() for d in data.corpus.values()]
@@ -309,19 +282,21 @@ def beir_engine(data: BeirData, modes: list[str], progress: bool = False) -> tup
         if channel in needs:
             encoders[channel] = get_encoder(model)
             t0 = time.perf_counter()
-            vecs, embedded = cached_embeddings(encoders[channel], texts, progress)
+            vecs, fresh = EmbeddingCache(cache_dir() / "embeddings", encoders[channel]).embed(texts, progress)
+            embedded = int(fresh.sum())
             seconds = time.perf_counter() - t0
             timing[channel] = {"embedded": embedded, "cached": len(texts) - embedded,
                                "seconds": round(seconds, 2),
                                "docs_per_s": round(embedded / seconds, 1) if embedded else None}
-            vectors[channel] = _faiss_index(vecs, "Flat")
+            vectors[channel] = faiss_index(vecs, "Flat")
     t0 = time.perf_counter()
     lexical = LexicalIndex.build(texts) if LEXICAL in needs else None
     if lexical:
         timing[LEXICAL] = {"seconds": round(time.perf_counter() - t0, 2)}
-    stored = StoredIndex(Path("."), {"channels": {}}, documents, passages, vectors,
-                         {c: np.zeros((0, encoders[c].dim), np.float32) for c in encoders}, lexical)
-    return Engine(stored, encoders), timing
+    store = FileStore(Path("."), {"channels": {}}, documents, passages, vectors,
+                      {c: np.zeros((0, encoders[c].dim), np.float32) for c in encoders}, lexical,
+                      stats_of(list(documents.values()), passages))
+    return Engine(store, encoders), timing
 
 
 def run_beir(folder: str | Path, modes: list[str], split: str = "test", k: int = 100,

@@ -8,6 +8,12 @@ An index folder holds::
     <channel>.faiss      one inner-product index per dense channel (L2-normalised vectors)
     <channel>.sentences.npy  sentence vectors, passage by passage, for composing answers
     lexical/             the BM25 index (bm25s's own format)
+    stats.json           corpus statistics for the answer stage (term document frequencies,
+                         the vocabulary, who the corpus calls she or he)
+
+Beside it, ``.<index>.cache/`` keeps the embeddings by model fingerprint and text hash, and a
+rebuild reuses the passages of every document whose text did not change: adding, changing or
+removing one document embeds only its passages and sentences (:class:`BuildSummary` counts them).
 
 :func:`build` writes into a temporary folder beside the target and swaps it in with renames:
 a crash or Ctrl-C leaves the previous index loadable. :func:`open_index` refuses an index
@@ -30,10 +36,14 @@ import numpy as np
 from ._version import __version__
 from .corpus import Document, Problem, file_hashes, read_corpus
 from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, Encoder, get_encoder
-from .lexical import SETTINGS as LEXICAL_SETTINGS, LexicalIndex
+from .embedcache import EmbeddingCache
+from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, corpus_stats
 from .passages import ChunkParams, Passage, split_documents
+from .store import HNSW_EF_SEARCH, FileStore
 
-FORMAT = 1
+FORMAT = 2
+AUTO_FLAT_BELOW = 100_000  # passages; index_type="auto" uses exact search below, HNSW above
+HNSW_TYPE = "HNSW32"
 PIPELINE_VERSION = 1  # bump when cleaning or splitting changes what a build produces
 DENSE, MULTILINGUAL, LEXICAL = "dense", "multilingual", "lexical"
 
@@ -54,6 +64,9 @@ class BuildSummary:
     cut_sentences: int = 0
     words: list[int] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
+    embedded: int = 0  # passages embedded by this build (any channel)
+    reused: int = 0  # passages whose vectors came from the cache
+    resplit: int = 0  # documents split again (the others' passages were reused)
 
     def to_dict(self) -> dict:
         def stats(xs: list[int]) -> dict:
@@ -64,22 +77,10 @@ class BuildSummary:
                     "p95": float(np.percentile(a, 95)), "max": int(a.max())}
 
         return {"index": self.index, "documents": self.documents, "passages": self.passages,
-                "seconds": round(self.seconds, 2), "cut_sentences": self.cut_sentences,
+                "seconds": round(self.seconds, 2), "embedded": self.embedded, "reused": self.reused,
+                "resplit_documents": self.resplit, "cut_sentences": self.cut_sentences,
                 "words": stats(self.words), "tokens": stats(self.tokens),
                 "problems": [str(p) for p in self.problems]}
-
-
-@dataclass
-class StoredIndex:
-    """Everything an engine needs, read back from an index folder."""
-
-    path: Path
-    manifest: dict
-    documents: dict[str, Document]
-    passages: list[Passage]
-    vectors: dict  # channel → faiss index
-    sentence_vectors: dict[str, np.ndarray]
-    lexical: LexicalIndex | None
 
 
 def default_index_path() -> Path:
@@ -100,10 +101,21 @@ def rebuild_command(manifest: dict, index: Path) -> str:
 # ---------------------------------------------------------------- build
 
 
-def _faiss_index(vectors: np.ndarray, index_type: str):
+def choose_index_type(index_type: str, passages: int) -> str:
+    """'auto' → exact ('Flat') below AUTO_FLAT_BELOW passages, HNSW above; else as given."""
+    if index_type != "auto":
+        return index_type
+    return "Flat" if passages < AUTO_FLAT_BELOW else HNSW_TYPE
+
+
+def faiss_index(vectors: np.ndarray, index_type: str):
+    """A FAISS inner-product index of ``index_type`` (a faiss index_factory string) holding ``vectors``."""
     import faiss
 
     index = faiss.index_factory(vectors.shape[1], index_type, faiss.METRIC_INNER_PRODUCT)
+    if hasattr(index, "hnsw"):
+        index.hnsw.efConstruction = 200
+        index.hnsw.efSearch = HNSW_EF_SEARCH
     if not index.is_trained:
         index.train(vectors)
     index.add(vectors)
@@ -132,29 +144,67 @@ def _relative(path: Path, base: Path) -> str:
         return str(path.resolve())
 
 
+def stats_of(documents: list[Document], passages: list[Passage]) -> CorpusStats:
+    sentences = list(dict.fromkeys(_sentence_texts(passages)))
+    return corpus_stats([p.text for p in passages], sentences,
+                        [f"{d.text}\n{d.title}\n{d.publisher or ''}\n{d.author or ''}" for d in documents])
+
+
+def write_stats(path: Path, stats: CorpusStats) -> None:
+    data = {"df": stats.df, "n": stats.n, "words": sorted(stats.words), "genders": stats.genders,
+            "avg_sentence_terms": stats.avg_sentence_terms, "common": sorted(stats.common)}
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def read_stats(path: Path) -> CorpusStats:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return CorpusStats({str(k): int(v) for k, v in data["df"].items()}, int(data["n"]), frozenset(data["words"]),
+                       dict(data["genders"]), float(data["avg_sentence_terms"]), frozenset(data["common"]))
+
+
+def _passages_touched(passages: list[Passage], fresh: np.ndarray) -> int:
+    """Passages whose text or one of whose sentences had to be embedded (``fresh``: passage
+    texts first, then every passage's sentences in order)."""
+    n, pos, touched = len(passages), len(passages), 0
+    for i, p in enumerate(passages):
+        k = len(p.sentences)
+        touched += bool(fresh[i] or fresh[pos:pos + k].any())
+        pos += k
+    return touched
+
+
 def write_index(folder: Path, documents: list[Document], passages: list[Passage],
                 encoders: dict[str, Encoder], params: ChunkParams, index_type: str,
-                progress: bool = False) -> dict:
-    """Write every file of an index folder except the manifest; return the channels' entries."""
+                progress: bool = False, cache: Path | None = None) -> tuple[dict, int]:
+    """Write every file of an index folder except the manifest; return the channels' entries and
+    how many passages had to be embedded (vectors of texts already in ``cache`` are reused)."""
     folder.mkdir(parents=True)
     _write_jsonl(folder / "documents.jsonl", [d.to_dict() for d in documents])
     _write_jsonl(folder / "passages.jsonl", [p.to_dict() for p in passages])
+    write_stats(folder / "stats.json", stats_of(documents, passages))
     import faiss
 
     channels: dict[str, dict] = {}
     texts = [p.embed_text(params.prefix) for p in passages]
+    index_type = choose_index_type(index_type, len(passages))
+    embedded = 0
     for channel, encoder in encoders.items():
         too_long = [p.passage_id for p, t in zip(passages, texts) if encoder.count_tokens(t) > encoder.max_tokens]
         if too_long:
             raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
-        vectors = encoder.encode_passages(texts, progress=progress)
-        faiss.write_index(_faiss_index(vectors, index_type), str(folder / f"{channel}.faiss"))
-        np.save(folder / f"{channel}.sentences.npy", encoder.encode_passages(_sentence_texts(passages)))
+        store = EmbeddingCache(cache or folder / ".cache", encoder)
+        sentences = _sentence_texts(passages)
+        vectors, fresh = store.embed(texts, progress=progress)
+        sentence_vectors, fresh_sentences = store.embed(sentences)
+        store.keep_only(texts + sentences)
+        embedded = max(embedded, _passages_touched(passages, np.concatenate([fresh, fresh_sentences])))
+        faiss.write_index(faiss_index(vectors, index_type), str(folder / f"{channel}.faiss"))
+        np.save(folder / f"{channel}.sentences.npy", sentence_vectors)
         channels[channel] = {"model": encoder.name, "fingerprint": encoder.fingerprint(),
                              "dim": encoder.dim, "index_type": index_type, "file": f"{channel}.faiss"}
     LexicalIndex.build(texts).save(folder / LEXICAL)
     channels[LEXICAL] = dict(LEXICAL_SETTINGS)
-    return channels
+    return channels, embedded
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
@@ -188,13 +238,16 @@ def _pid_alive(pid: int) -> bool:
 
 def build(corpus: str | Path = "corpus", index: str | Path | None = None,
           model: str | None = None, multilingual_model: str | None = MULTILINGUAL_MODEL,
-          params: ChunkParams | None = None, index_type: str = "Flat",
+          params: ChunkParams | None = None, index_type: str = "auto",
           progress: bool = False) -> BuildSummary:
     """Read ``corpus``, split, embed and store into ``index`` atomically.
 
     ``model`` is the English dense model (default all-MiniLM-L6-v2), ``multilingual_model``
-    the cross-lingual one (None to leave that channel out). Files that cannot be read are
-    listed in the summary's ``problems``; the build goes on without them.
+    the cross-lingual one (None to leave that channel out). ``index_type``: a FAISS factory
+    string, or 'auto' (exact below AUTO_FLAT_BELOW passages, HNSW above). Files that cannot be
+    read are listed in the summary's ``problems``; the build goes on without them. Documents
+    unchanged since the previous build keep their passages, and texts embedded before are not
+    embedded again (the cache beside the index).
     """
     started = time.perf_counter()
     corpus_dir = Path(corpus)
@@ -209,14 +262,17 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
         encoders[MULTILINGUAL] = get_encoder(multilingual_model)
     dense = encoders[DENSE]
     params = ChunkParams(**{**params.to_dict(), "max_tokens": min(params.max_tokens, dense.max_tokens)})
-    passages, cut = split_documents(read.documents, dense.count_tokens, params)
+    reuse = reusable_passages(target, read.documents, params, dense.fingerprint())
+    passages, cut = split_documents(read.documents, dense.count_tokens, params, reuse)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_builds(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        channels = write_index(tmp, read.documents, passages, encoders, params, index_type, progress)
+        seed_cache(target, target.parent / f".{target.name}.cache", encoders)
+        channels, embedded = write_index(tmp, read.documents, passages, encoders, params, index_type, progress,
+                                         cache=target.parent / f".{target.name}.cache")
         hashes = file_hashes(corpus_dir)
         manifest = {
             "format": FORMAT, "kzqa_version": __version__, "pipeline_version": PIPELINE_VERSION,
@@ -239,7 +295,52 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
         seconds=time.perf_counter() - started, problems=read.problems, cut_sentences=cut,
         words=[len(p.text.split()) for p in passages],
         tokens=[dense.count_tokens(p.embed_text(params.prefix)) for p in passages],
+        embedded=embedded, reused=len(passages) - embedded, resplit=len(read.documents) - len(reuse),
     )
+
+
+def seed_cache(target: Path, cache: Path, encoders: dict[str, Encoder]) -> None:
+    """Put the previous index's vectors (of models with the same weights) into the cache, so a
+    fresh checkout's first rebuild embeds only what changed and reproduces the rest exactly."""
+    import faiss
+
+    try:
+        manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+        passages = [Passage.from_dict(row) for row in _read_jsonl(target / "passages.jsonl")]
+        params = ChunkParams(**manifest["chunking"])
+        for channel, encoder in encoders.items():
+            entry = manifest["channels"].get(channel, {})
+            if entry.get("fingerprint") != encoder.fingerprint():
+                continue
+            index = faiss.read_index(str(target / entry["file"]))
+            sentences = np.load(target / f"{channel}.sentences.npy", allow_pickle=False)
+            texts = [p.embed_text(params.prefix) for p in passages]
+            if index.ntotal != len(texts) or len(sentences) != sum(len(p.sentences) for p in passages):
+                continue
+            store = EmbeddingCache(cache, encoder)
+            store.add(texts, index.reconstruct_n(0, index.ntotal))
+            store.add(_sentence_texts(passages), sentences)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError):
+        return  # no usable previous index: nothing to seed
+
+
+def reusable_passages(target: Path, documents: list[Document], params: ChunkParams,
+                      dense_fingerprint: str) -> dict[str, list[Passage]]:
+    """The previous index's passages of every document whose cleaned text is unchanged, when it
+    was split with the same parameters, pipeline and token counter (else nothing)."""
+    try:
+        manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+        if (manifest.get("pipeline_version") != PIPELINE_VERSION or manifest.get("chunking") != params.to_dict()
+                or manifest["channels"][DENSE]["fingerprint"] != dense_fingerprint):
+            return {}
+        before = {d["doc_id"]: d["text"] for d in _read_jsonl(target / "documents.jsonl")}
+        by_doc: dict[str, list[Passage]] = {}
+        for row in _read_jsonl(target / "passages.jsonl"):
+            p = Passage.from_dict(row)
+            by_doc.setdefault(p.doc_id, []).append(p)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # no usable previous index: split everything
+    return {d.doc_id: by_doc[d.doc_id] for d in documents if before.get(d.doc_id) == d.text and d.doc_id in by_doc}
 
 
 def _corpus_hash(hashes: dict[str, str]) -> str:
@@ -305,8 +406,8 @@ def check_fresh(manifest: dict, path: Path, encoders: dict[str, Encoder]) -> Non
                            f"Rebuild with: {rebuild_command(manifest, path)}")
 
 
-def open_index(path: str | Path | None = None, check: bool = True) -> tuple[StoredIndex, dict[str, Encoder]]:
-    """Read an index folder and load its models; refuse it if stale (``check``) or broken."""
+def open_index(path: str | Path | None = None, check: bool = True) -> tuple[FileStore, dict[str, Encoder]]:
+    """Open an index folder as a store and load its models; refuse it if stale (``check``) or broken."""
     import faiss
 
     path = Path(path) if path is not None else default_index_path()
@@ -322,6 +423,7 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[Stor
         vectors = {c: faiss.read_index(str(path / manifest["channels"][c]["file"])) for c in dense_channels}
         sentence_vectors = {c: np.load(path / f"{c}.sentences.npy", allow_pickle=False) for c in dense_channels}
         lexical = LexicalIndex.load(path / LEXICAL) if (path / LEXICAL).is_dir() else None
+        stats = read_stats(path / "stats.json")
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise IndexProblem(f"index at {path} is corrupt ({type(exc).__name__}: {exc}). "
                            f"Rebuild with: {rebuild_command(manifest, path)}") from exc
@@ -330,6 +432,6 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[Stor
         if vectors[c].ntotal != len(passages) or len(sentence_vectors[c]) != n_sent:
             raise IndexProblem(f"index at {path} is corrupt ({c}: {vectors[c].ntotal} vectors for "
                                f"{len(passages)} passages). Rebuild with: {rebuild_command(manifest, path)}")
-    stored = StoredIndex(path, manifest, {d.doc_id: d for d in documents}, passages, vectors,
-                         sentence_vectors, lexical)
-    return stored, encoders
+    store = FileStore(path, manifest, {d.doc_id: d for d in documents}, passages, vectors,
+                      sentence_vectors, lexical, stats)
+    return store, encoders

@@ -54,6 +54,22 @@ class LexicalIndex:
 
         return cls(bm25s.BM25.load(str(folder), show_progress=False, allow_pickle=False))
 
+    def top(self, query: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """At most ``n`` (row, BM25 score) pairs with a positive score, best first, among the
+        ``allowed`` rows (the mask is applied inside bm25s's retrieval)."""
+        vocab = self.retriever.vocab_dict
+        terms = [t for t in tokenize([query])[0] if t in vocab]
+        total = self.retriever.scores["num_docs"]
+        if not terms or n <= 0:
+            return []
+        mask = None
+        if allowed is not None:
+            mask = np.zeros(total, dtype=np.float32)
+            mask[np.asarray(allowed, dtype=np.int64)] = 1.0
+        rows, scores = self.retriever.retrieve([terms], k=min(n, total), weight_mask=mask, show_progress=False,
+                                               n_threads=1)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every indexed text for ``query`` (all zeros if no term is known)."""
         vocab = self.retriever.vocab_dict

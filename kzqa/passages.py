@@ -159,13 +159,21 @@ def split_section(doc: Document, section: Section, count_tokens: TokenCounter,
 
 
 def split_documents(documents: list[Document], count_tokens: TokenCounter,
-                    params: ChunkParams = ChunkParams()) -> tuple[list[Passage], int]:
+                    params: ChunkParams = ChunkParams(),
+                    reuse: dict[str, list[Passage]] | None = None) -> tuple[list[Passage], int]:
     """Passages of every section of every document, in document order, and the number of
-    over-long sentences that had to be cut. Ids are unique (a repeated text gets a suffix)."""
+    over-long sentences that had to be cut. Ids are unique (a repeated text gets a suffix).
+    ``reuse[doc_id]``: that document's passages from an earlier split with the same text and
+    parameters, taken as they are instead of splitting again."""
     passages: list[Passage] = []
     cut_total = 0
     seen: set[str] = set()
+    reuse = reuse or {}
     for doc in documents:
+        if doc.doc_id in reuse:
+            passages.extend(reuse[doc.doc_id])
+            seen.update(p.passage_id for p in reuse[doc.doc_id])
+            continue
         for section in doc.sections:
             found, cut = split_section(doc, section, count_tokens, params)
             cut_total += cut

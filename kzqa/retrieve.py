@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .index import DENSE, LEXICAL, MULTILINGUAL
 
 MODES = ("hybrid", DENSE, MULTILINGUAL, LEXICAL)
@@ -77,18 +75,6 @@ def detect_language(text: str) -> str:
     if len(cyrillic) / len(letters) > 0.5:
         return "kk" if any(ch in _KAZAKH_LETTERS for ch in cyrillic) else "ru"
     return "en"
-
-
-def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[int]:
-    """Indices of the ``k`` best scores, best first (ties: lower index first), among
-    ``allowed`` positions if given; zero-score lexical rows are kept out by the caller."""
-    if allowed is not None:
-        scores = np.where(allowed, scores, -np.inf)
-    k = min(k, int(np.isfinite(scores).sum()))
-    if k <= 0:
-        return []
-    idx = np.argpartition(-scores, k - 1)[:k]
-    return sorted(idx.tolist(), key=lambda i: (-scores[i], i))
 
 
 def rrf(rankings: dict[str, list[int]], weights: dict[str, float], k0: float) -> dict[int, float]:

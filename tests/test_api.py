@@ -78,7 +78,7 @@ def test_huge_question_is_cut_with_a_notice(engine):
 def test_load_uses_kzqa_index_env(monkeypatch, small_index):
     monkeypatch.setenv("KZQA_INDEX", str(small_index))
     engine = kzqa.load()
-    assert engine.stored.path == small_index
+    assert engine.store.path == small_index
 
 
 def test_readme_python_example_runs(engine, monkeypatch, tmp_path):

@@ -130,3 +130,42 @@ def test_killed_build_leaves_the_previous_index(small_index_copy, how):
         assert tmp.exists()  # SIGKILL leaves the half-written folder: the next build removes it
         kzqa.build(small_index_copy.parent / "corpus", small_index_copy, multilingual_model=None)
         assert not tmp.exists()
+
+
+def test_rebuilds_embed_only_what_changed(small_index_copy):
+    """A second build embeds nothing; changing one document re-splits and re-embeds only it;
+    removing one embeds nothing and drops its passages."""
+    corpus = small_index_copy.parent / "corpus"
+    again = kzqa.build(corpus, small_index_copy, multilingual_model=None)
+    assert again.embedded == 0 and again.reused == again.passages and again.resplit == 0
+    before = {p.passage_id: p.doc_id for p in kzqa.load(small_index_copy).passages}
+    doc = corpus / "peoples-map-kazakhstan.txt"
+    doc.write_text(doc.read_text(encoding="utf-8") + "\n\nA closing remark on water use: the Ili river "
+                   "feeds Lake Balkhash, and both countries monitor it.\n", encoding="utf-8")
+    changed = kzqa.build(corpus, small_index_copy, multilingual_model=None)
+    after = {p.passage_id: p.doc_id for p in kzqa.load(small_index_copy).passages}
+    new_ids = set(after) - set(before)
+    assert changed.resplit == 1 and 1 <= changed.embedded <= len(new_ids)
+    assert {after[i] for i in new_ids} == {"peoples-map-kazakhstan"}
+    assert {i for i, d in before.items() if d != "peoples-map-kazakhstan"} <= set(after)  # untouched
+    hits = kzqa.load(small_index_copy).search("closing remark on water use Ili Balkhash", k=1, mode="lexical")
+    assert "closing remark" in hits[0].text
+    (corpus / "insamer-dilemma-chinese-influence-kazakhstan.txt").unlink()
+    removed = kzqa.build(corpus, small_index_copy, multilingual_model=None)
+    assert removed.embedded == 0 and removed.documents == 1
+
+
+def test_a_broken_cache_only_costs_time(small_index_copy):
+    corpus = small_index_copy.parent / "corpus"
+    kzqa.build(corpus, small_index_copy, multilingual_model=None)
+    caches = list((small_index_copy.parent / f".{small_index_copy.name}.cache").rglob("cache.npz"))
+    assert caches
+    for f in caches:
+        f.write_bytes(b"garbage")
+    summary = kzqa.build(corpus, small_index_copy, multilingual_model=None)
+    # the previous index seeds the cache again: nothing needs embedding, and the index loads
+    assert summary.embedded == 0
+    assert kzqa.load(small_index_copy).search("Bayterek", k=1)
+    shutil.rmtree(caches[0].parent.parent)
+    shutil.rmtree(small_index_copy)  # no cache and no previous index: everything is embedded
+    assert kzqa.build(corpus, small_index_copy, multilingual_model=None).embedded == summary.passages

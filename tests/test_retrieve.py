@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kzqa.retrieve import FusionParams, detect_language, rrf, top_k
+from kzqa.retrieve import FusionParams, detect_language, rrf
 
 
 def test_rrf_is_the_documented_weighted_sum():
@@ -13,14 +13,6 @@ def test_rrf_is_the_documented_weighted_sum():
     assert fused[3] == pytest.approx(1 / 11)
     assert fused[2] == pytest.approx(0.5 / 12)
     assert rrf({"a": [1]}, {"a": 0.0}, 10) == {}
-
-
-def test_top_k_orders_and_filters():
-    import numpy as np
-
-    scores = np.array([0.1, 0.9, 0.5, 0.9], dtype=np.float32)
-    assert top_k(scores, 3) == [1, 3, 2]
-    assert top_k(scores, 5, np.array([True, False, True, False])) == [2, 0]
 
 
 @pytest.mark.parametrize("text, lang", [
