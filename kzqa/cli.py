@@ -14,6 +14,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Feedback (👍/👎) given in the chat.")
 app.add_typer(feedback_app, name="feedback")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks of this machine (see also `kzqa eval`).")
+app.add_typer(bench_app, name="bench")
 
 IndexOpt = typer.Option(None, "--index", help="Index folder (default: $KZQA_INDEX or the project's embeddings/).")
 ModeOpt = typer.Option("hybrid", "--mode", help="hybrid, dense, multilingual or lexical.")
@@ -153,6 +155,26 @@ def ask(
     for n, h in enumerate(answer.citations or answer.related, 1):
         label = f"[{n}]" if answer.citations else "possibly related:"
         typer.echo(f"{label} {h.title} — {h.section} ({h.passage_id})" + (f" {h.url}" if h.url else ""))
+
+
+@bench_app.command("scale")
+def bench_scale(
+    passages: int = typer.Option(..., "--passages", min=100, help="Passages of the synthetic index."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report here."),
+) -> None:
+    """Build a synthetic index of N passages (real sentences, vectors drawn around real
+    embeddings) in a temporary folder and report build time, disk, memory after load, search
+    latency per mode and recall@10 of the approximate index against exact search."""
+    from kzqa import scale
+
+    try:
+        report = scale.run(passages, progress=not as_json)
+    except (OSError, RuntimeError, MemoryError) as exc:
+        _fail(f"scale benchmark failed: {exc}")
+    if out:
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    typer.echo(json.dumps(report) if as_json else scale.scale_table([report]))
 
 
 @app.command("eval")

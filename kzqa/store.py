@@ -18,6 +18,10 @@ index folder (see :mod:`kzqa.index`).
 
 from __future__ import annotations
 
+import json
+import mmap
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -32,6 +36,10 @@ EXACT_FILTER_ROWS = 50_000
 # HNSW search breadth: recall@10 against exact search ≥ 0.95 on clustered test vectors needs ≥ 256
 # (64: 0.73, 128: 0.88, 256: 0.96, 512: 0.99; tests/test_store.py); at least 2n for top-n.
 HNSW_EF_SEARCH = 256
+# IVF lists probed: nlist/IVF_PROBE_SHARE, at least IVF_MIN_PROBES (measured in tests/test_store.py
+# and `kzqa bench scale`: recall@10 against exact search).
+IVF_PROBE_SHARE = 32
+IVF_MIN_PROBES = 64
 
 
 class Store(Protocol):
@@ -58,10 +66,71 @@ class Store(Protocol):
     def row_of(self, passage_id: str) -> int: ...
 
 
-class FileStore:
-    """The files of one index folder, opened by :func:`kzqa.index.open_index`."""
+class JsonlRows(Sequence):
+    """The lines of a JSONL file, parsed on demand: ``rows[i] == json.loads(line i)``. Only the
+    line offsets are held in memory; the file is memory-mapped."""
 
-    def __init__(self, path, manifest: dict, documents: dict[str, Document], passages: list[Passage],
+    def __init__(self, path: str | Path):
+        with open(path, "rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if f.seek(0, 2) else b""
+        starts, pos, size = [np.zeros(1, dtype=np.int64)], 0, len(self._map)
+        while pos < size:  # newline positions, 64 MB at a time
+            chunk = np.frombuffer(self._map[pos:pos + (1 << 26)], dtype=np.uint8)
+            starts.append(np.flatnonzero(chunk == 10).astype(np.int64) + pos + 1)
+            pos += len(chunk)
+        bounds = np.concatenate(starts)
+        if bounds[-1] != size:
+            bounds = np.append(bounds, size)
+        keep = np.diff(bounds) > 1  # skip blank lines
+        self._start, self._end = bounds[:-1][keep], bounds[1:][keep]
+
+    def __len__(self) -> int:
+        return len(self._start)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return json.loads(self._map[self._start[i]:self._end[i]])
+
+
+class LazyPassages(Sequence):
+    """Passages of a passages.jsonl, read when asked for."""
+
+    def __init__(self, rows: JsonlRows):
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return Passage.from_dict(self._rows[i])
+
+
+class LazyDocuments(Mapping):
+    """Documents of a documents.jsonl by id, read when asked for (texts are not held in memory)."""
+
+    def __init__(self, rows: JsonlRows):
+        self._rows = rows
+        self._index = {rows[i]["doc_id"]: i for i in range(len(rows))}
+
+    def __getitem__(self, doc_id: str) -> Document:
+        return Document.from_dict(self._rows[self._index[doc_id]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class FileStore:
+    """The files of one index folder, opened by :func:`kzqa.index.open_index` (passages and
+    documents read on demand from their JSONL files, sentence vectors memory-mapped), or the
+    same parts held in memory (BEIR corpora)."""
+
+    def __init__(self, path, manifest: dict, documents: Mapping[str, Document], passages: Sequence[Passage],
                  vectors: dict, sentence_vectors: dict[str, np.ndarray], lexical, stats: CorpusStats):
         self.path = path
         self.manifest = manifest
@@ -71,14 +140,26 @@ class FileStore:
         self._sentence_vectors = sentence_vectors
         self.lexical = lexical
         self.stats = stats
-        counts = [len(p.sentences) for p in passages]
+        counts = np.zeros(len(passages), dtype=np.int64)
+        doc_codes = np.zeros(len(passages), dtype=np.int32)
+        self._doc_code: dict[str, int] = {}
+        self._rows: dict[str, int] = {}
+        for i in range(len(passages)):  # one pass; nothing but these numbers is kept
+            p = passages[i]
+            counts[i] = len(p.sentences)
+            doc_codes[i] = self._doc_code.setdefault(p.doc_id, len(self._doc_code))
+            self._rows[p.passage_id] = i
         self._sentence_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._doc_of_row = np.array([p.doc_id for p in passages])
-        self._rows = {p.passage_id: i for i, p in enumerate(passages)}
+        self._doc_of_row = doc_codes
+        self._every_passage_has_sentences = bool(len(counts)) and bool(counts.all())
 
     @property
     def size(self) -> int:
         return len(self.passages)
+
+    @property
+    def sentence_count(self) -> int:
+        return int(self._sentence_offsets[-1])
 
     @property
     def channels(self) -> list[str]:
@@ -86,7 +167,7 @@ class FileStore:
 
     def has_sentence_vectors(self, channel: str) -> bool:
         vectors = self._sentence_vectors.get(channel)
-        return vectors is not None and len(vectors) > 0 and all(p.sentences for p in self.passages)
+        return vectors is not None and len(vectors) > 0 and self._every_passage_has_sentences
 
     def top(self, channel: str, query, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         if n <= 0 or (allowed is not None and len(allowed) == 0):
@@ -103,7 +184,8 @@ class FileStore:
         return np.asarray(self._sentence_vectors[channel][lo:hi], dtype=np.float32)
 
     def rows_of(self, doc_ids: list[str]) -> np.ndarray:
-        return np.flatnonzero(np.isin(self._doc_of_row, list(doc_ids))).astype(np.int64)
+        codes = [self._doc_code[d] for d in doc_ids if d in self._doc_code]
+        return np.flatnonzero(np.isin(self._doc_of_row, codes)).astype(np.int64)
 
     def row_of(self, passage_id: str) -> int:
         return self._rows[passage_id]
@@ -113,7 +195,8 @@ def faiss_top(index, q: np.ndarray, n: int, allowed: np.ndarray | None = None,
               exact_limit: int = EXACT_FILTER_ROWS) -> list[tuple[int, float]]:
     """Top-n (row, score) of a FAISS inner-product index, best first, restricted to ``allowed``
     inside the search: exactly among them when they are at most ``exact_limit`` rows, else
-    through FAISS's ID selector (HNSW searched with breadth max(HNSW_EF_SEARCH, 2n))."""
+    through FAISS's ID selector (HNSW searched with breadth max(HNSW_EF_SEARCH, 2n), IVF with
+    nlist/IVF_PROBE_SHARE lists)."""
     import faiss
 
     n = min(n, index.ntotal if allowed is None else len(allowed))
@@ -124,16 +207,38 @@ def faiss_top(index, q: np.ndarray, n: int, allowed: np.ndarray | None = None,
         scores = vecs @ q
         best = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
         return sorted(((int(allowed[i]), float(scores[i])) for i in best), key=lambda t: (-t[1], t[0]))
-    params = None
-    if allowed is not None:
-        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-        hnsw = _hnsw_of(index)
-        params = (faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, 2 * n)) if hnsw is not None
-                  else faiss.SearchParameters(sel=selector))
-    elif _hnsw_of(index) is not None:
-        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * n))
-    d, i = index.search(q[None, :], n, params=params) if params is not None else index.search(q[None, :], n)
+    selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None
+    d, i = index.search(q[None, :], n, params=_search_params(index, n, selector))
     return [(int(row), float(score)) for row, score in zip(i[0], d[0]) if row >= 0]
+
+
+def _search_params(index, n: int, selector=None):
+    """Search breadth for approximate indexes (and the ID selector of a filter)."""
+    import faiss
+
+    if _hnsw_of(index) is not None:
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, 2 * n))
+    ivf = ivf_of(index)
+    if ivf is not None:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=min(ivf.nlist, max(IVF_MIN_PROBES, ivf.nlist // IVF_PROBE_SHARE)))
+    return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+
+def ready_for_search(index):
+    """A read index, with an IVF index's direct map rebuilt so rows can be read back."""
+    ivf = ivf_of(index)
+    if ivf is not None and ivf.direct_map.type == 0:  # NoMap
+        ivf.make_direct_map()
+    return index
+
+
+def ivf_of(index):
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
 
 
 def _hnsw_of(index):

@@ -21,14 +21,18 @@ def _clustered(n: int, dim: int = 64, clusters: int = 50, seed: int = 0) -> np.n
 
 def test_index_type_by_size():
     assert choose_index_type("auto", 56) == "Flat"
-    assert choose_index_type("auto", 1_000_000).startswith("HNSW")
+    assert choose_index_type("auto", 1_000_000) == "IVF4000,Flat"
     assert choose_index_type("Flat", 1_000_000) == "Flat"
 
 
-def test_approximate_index_recall_against_exact():
+APPROXIMATE = ["HNSW32", "IVF565,Flat"]  # 565 = 4·√20000 lists, as 'auto' chooses above its threshold
+
+
+@pytest.mark.parametrize("index_type", APPROXIMATE)
+def test_approximate_index_recall_against_exact(index_type):
     x = _clustered(20_000)
     queries = _clustered(100, seed=1)
-    exact, approx = faiss_index(x, "Flat"), faiss_index(x, "HNSW32")
+    exact, approx = faiss_index(x, "Flat"), faiss_index(x, index_type)
     recall = np.mean([len({r for r, _ in faiss_top(exact, q, 10)} & {r for r, _ in faiss_top(approx, q, 10)}) / 10
                       for q in queries])
     assert recall >= 0.95
@@ -37,9 +41,10 @@ def test_approximate_index_recall_against_exact():
 # A narrow filter (1% of rows) is searched exactly among the allowed rows; a wide one (20%) through
 # FAISS's ID selector, where HNSW keeps its recall.
 @pytest.mark.parametrize("exact_limit, step", [(10**9, 97), (0, 5)])
-def test_filtered_top_n_stays_inside_the_filter_and_full(exact_limit, step):
+@pytest.mark.parametrize("index_type", APPROXIMATE)
+def test_filtered_top_n_stays_inside_the_filter_and_full(exact_limit, step, index_type):
     x = _clustered(20_000)
-    exact_index, approx_index = faiss_index(x, "Flat"), faiss_index(x, "HNSW32")
+    exact_index, approx_index = faiss_index(x, "Flat"), faiss_index(x, index_type)
     allowed = np.arange(0, 20_000, step)
     overlap = []
     for q in _clustered(20, seed=2):
