@@ -73,12 +73,13 @@ class SelectionParams:
     """How sentences are scored and chosen; tuned on the first batch of the dev set by
     benchmarks/tune_answer.py (see benchmarks/results.md)."""
 
-    k0: float = 30.0
-    english: tuple[tuple[str, float], ...] = (("lexical", 1.0), ("passage", 1.0), ("multilingual_context", 1.0))
-    other: tuple[tuple[str, float], ...] = (("multilingual", 1.0), ("passage", 1.0))
-    type_bonus: float = 0.0  # added to the fused score of a sentence holding a part's answer type
+    k0: float = 10.0
+    english: tuple[tuple[str, float], ...] = (("dense", 1.0), ("multilingual", 1.0), ("lexical", 1.0),
+                                              ("passage", 1.0), ("multilingual_context", 1.0))
+    other: tuple[tuple[str, float], ...] = (("multilingual", 1.0),)
+    type_bonus: float = 0.05  # added to the fused score of a sentence holding a part's answer type
     part_lexical: float = 0.05  # × the sentence's BM25 for a part's own terms / the best such score
-    keep_ratio: float = 0.9  # further sentences are quoted only with a fused score this close to the best
+    keep_ratio: float = 0.8  # further sentences are quoted only with a fused score this close to the best
     max_sentences: int = 3
 
     def weights(self, lang: str) -> dict[str, float]:

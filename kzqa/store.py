@@ -44,7 +44,7 @@ IVF_MIN_PROBES = 64
 
 class Store(Protocol):
     manifest: dict
-    documents: dict[str, Document]
+    documents: Mapping[str, Document]
     stats: CorpusStats
 
     @property

@@ -85,3 +85,24 @@ def test_statistics_come_from_the_index(engine):
     stats = engine.store.stats
     assert stats.n == engine.store.size and stats.df
     assert "bayterek" in stats.words and stats.genders.get("sauytbay") == "f"
+
+
+def test_jsonl_rows_are_read_on_demand(tmp_path):
+    from kzqa.store import JsonlRows
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": "ü"}\n{"a": 3}', encoding="utf-8")  # a blank line, no final newline
+    rows = JsonlRows(path)
+    assert len(rows) == 3 and [r["a"] for r in rows] == [1, "ü", 3] and rows[-1] == {"a": 3}
+    (tmp_path / "empty.jsonl").write_text("")
+    assert len(JsonlRows(tmp_path / "empty.jsonl")) == 0
+
+
+def test_a_corrupt_passage_line_is_an_index_problem(small_index_copy):
+    import kzqa
+
+    path = small_index_copy / "passages.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(lines[:3] + ["{not json"] + lines[4:]) + "\n", encoding="utf-8")
+    with pytest.raises(kzqa.IndexProblem, match="corrupt"):
+        kzqa.load(small_index_copy)
