@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import kzqa  # noqa: E402
 from kzqa import evaluate as ev  # noqa: E402
-from kzqa.abstain import FEATURES, AbstainModel, decide, features  # noqa: E402
+from kzqa.abstain import FEATURES, AbstainModel, decide, features, hard_decline  # noqa: E402
 from kzqa.answer import SelectionParams, select_sentences, sentence_text  # noqa: E402
 from kzqa.question import analyse  # noqa: E402
 
@@ -120,19 +120,13 @@ def _matrix(frows) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _hard_decline(fr, base: AbstainModel) -> bool:
-    f = fr["f"]
-    similar = f["sim_en"] >= base.topic_sim_en if f["is_en"] else f["sim_other"] >= base.topic_sim_other
-    return bool(f["missing_years"] or f["unseen_names"] or not similar)
-
-
 def fit(frows, base: AbstainModel, threshold: float | None = None) -> AbstainModel:
     """A logistic regression on the questions not declined by the hard rules; the threshold from
     cross-validated predictions on the same questions (unless given)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    soft = [fr for fr in frows if not _hard_decline(fr, base)]
+    soft = [fr for fr in frows if not hard_decline(fr["f"], base)]
     x, y = _matrix(soft)
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)

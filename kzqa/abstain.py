@@ -115,16 +115,16 @@ def features(analysis: Analysis, lang: str, passages: list[str], candidates: lis
     chosen_text = " ".join(t for t, _ in chosen)
     closest = [t for t, _ in sorted(candidates, key=lambda c: -c[1])[:evidence_sentences]]
     top_terms = set(tokenize([" ".join(passages[:3])])[0]) if passages else set()
+    chosen_terms = set(tokenize([chosen_text])[0])
     f: dict = {
         "is_en": float(en), "sim_en": best if en else 0.0, "sim_other": 0.0 if en else best,
         "chosen_sim_en": first if en else 0.0, "chosen_sim_other": 0.0 if en else first,
         "coverage": coverage(analysis.terms, top_terms, stats) if en else 0.0,
-        "answer_coverage": coverage(analysis.terms, set(tokenize([chosen_text])[0]), stats) if en else 0.0,
+        "answer_coverage": coverage(analysis.terms, chosen_terms, stats) if en else 0.0,
         "missing_years": [y for y in analysis.years
                           if y not in chosen_text and not (passages and y in passages[0])],
         "unseen_names": list(analysis.unseen),
     }
-    chosen_terms = set(tokenize([chosen_text])[0])
     absent = [stats.idf(t) for t in analysis.terms if t not in chosen_terms]
     f["missing_idf"] = max(absent, default=0.0) if en else 0.0
     f["unknown_terms"] = float(sum(stats.df.get(t, 0) == 0 for t in analysis.terms)) if en else 0.0
@@ -149,12 +149,22 @@ def features(analysis: Analysis, lang: str, passages: list[str], candidates: lis
     return f
 
 
+def off_topic(f: dict, model: AbstainModel) -> bool:
+    """Best sentence similarity under the topic floor, or a name the corpus never mentions."""
+    similar = f["sim_en"] >= model.topic_sim_en if f["is_en"] else f["sim_other"] >= model.topic_sim_other
+    return bool(f["unseen_names"]) or not similar
+
+
+def hard_decline(f: dict, model: AbstainModel) -> bool:
+    """Declined whatever the logistic model says: off topic, or a year the passages lack."""
+    return off_topic(f, model) or bool(f["missing_years"])
+
+
 def decide(f: dict, model: AbstainModel) -> tuple[str, float]:
     """('answered' | 'partial' | 'not_covered', probability of being answered)."""
-    similar = f["sim_en"] >= model.topic_sim_en if f["is_en"] else f["sim_other"] >= model.topic_sim_other
-    if f["unseen_names"] or not similar:
+    if off_topic(f, model):
         return "not_covered", 0.0
-    p = 0.0 if f["missing_years"] else model.probability(f)
+    p = 0.0 if hard_decline(f, model) else model.probability(f)
     if p >= model.threshold:
         return "answered", p
     on_topic = f["coverage"] >= model.topic_coverage if f["is_en"] else True

@@ -28,6 +28,7 @@ NOT_COVERED = ("The documents do not cover this question. "
 ANSWERED, PARTIAL, NOT_COVERED_STATUS = "answered", "partial", "not_covered"
 STATUSES = (ANSWERED, PARTIAL, NOT_COVERED_STATUS)
 CONTEXT_LABEL = "Closest passages, as context only (not an answer):"
+PARTIAL_LABEL = "Partial answer: the documents do not state this detail."
 
 
 @dataclass

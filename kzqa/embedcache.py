@@ -55,24 +55,30 @@ class EmbeddingCache:
         fresh = np.array([k not in known for k in keys], dtype=bool)
         missing = {k: t for k, t in zip(keys, texts) if k not in known}
         if missing:
-            new = np.asarray(self.encoder.encode_passages(list(missing.values()), progress=progress), dtype=np.float32)
-            for k in missing:
-                known[k] = len(known)
-            stored = np.vstack([stored, new]) if len(stored) else new
-            self._write(sorted(known, key=known.get), stored)
+            new = self.encoder.encode_passages(list(missing.values()), progress=progress)
+            known, stored = self._append(known, stored, list(missing), new)
         vectors = stored[[known[k] for k in keys]] if keys else np.zeros((0, self.encoder.dim), np.float32)
         return vectors, fresh
+
+    def _append(self, known: dict[str, int], stored: np.ndarray, keys: list[str],
+                rows) -> tuple[dict[str, int], np.ndarray]:
+        """The cache with ``rows`` added under ``keys`` (none of them known yet), written to disk."""
+        for k in keys:
+            known[k] = len(known)
+        rows = np.asarray(rows, dtype=np.float32)
+        stored = np.vstack([stored, rows]) if len(stored) else rows
+        self._write(sorted(known, key=known.get), stored)
+        return known, stored
+
+    def __len__(self) -> int:
+        return len(self._read()[0])
 
     def add(self, texts: list[str], vectors: np.ndarray) -> None:
         """Remember ``vectors[i]`` as the vector of ``texts[i]`` (texts already cached are kept)."""
         known, stored = self._read()
-        new = [(text_key(t), i) for i, t in enumerate(texts)]
-        new = [(k, i) for k, i in dict(new).items() if k not in known]
-        if not new:
-            return
-        keys = sorted(known, key=known.get) + [k for k, _ in new]
-        rows = np.asarray(vectors, dtype=np.float32)[[i for _, i in new]]
-        self._write(keys, np.vstack([stored, rows]) if len(stored) else rows)
+        new = {k: i for k, i in {text_key(t): i for i, t in enumerate(texts)}.items() if k not in known}
+        if new:
+            self._append(known, stored, list(new), np.asarray(vectors)[list(new.values())])
 
     def keep_only(self, texts: list[str]) -> None:
         """Drop every cached vector but those of ``texts`` (an index's cache stays its index's size)."""

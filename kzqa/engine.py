@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .abstain import AbstainModel, decide, features, load_model, missing_detail
-from .answer import PARTIAL, Answer, Candidate, SelectionParams, compose, partial_summary, select_sentences
+from .answer import (PARTIAL, Answer, Candidate, SelectionParams, compose, partial_summary, select_sentences,
+                     sentence_text)
 from .corpus import Document
 from .index import DENSE, LEXICAL, MULTILINGUAL, open_index
 from .lexical import CorpusStats, tokenize
@@ -104,12 +105,10 @@ class Engine:
         candidates = self._sentence_candidates(r)
         analysis = analyse(r.query, self.stats)
         chosen = select_sentences(r.hits, candidates, analysis, self.stats, r.lang, self.selection)
-
-        def text(c: Candidate) -> str:
-            return r.hits[c.hit_index].text[c.span[0]:c.span[1]]
-
-        feats = features(analysis, r.lang, [h.text for h in r.hits], [(text(c), c.similarity) for c in candidates],
-                         [(text(c), c.similarity) for c in chosen], self.stats, self.abstain.evidence_sentences)
+        feats = features(analysis, r.lang, [h.text for h in r.hits],
+                         [(sentence_text(r.hits, c), c.similarity) for c in candidates],
+                         [(sentence_text(r.hits, c), c.similarity) for c in chosen], self.stats,
+                         self.abstain.evidence_sentences)
         return analysis, chosen, feats
 
     @staticmethod
@@ -201,7 +200,6 @@ class Engine:
                    score=float(score), passage_id=p.passage_id, start=p.start, end=p.end, rank=rank,
                    channel_scores={c: s[row] for c, s in scores.items() if row in s},
                    publisher=doc.publisher, date=doc.date)
-
 
     def _sentence_candidates(self, r: Retrieval) -> list[Candidate]:
         """Every sentence of the retrieved passages with its signals: cosine under each model

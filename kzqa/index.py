@@ -170,7 +170,7 @@ def read_stats(path: Path) -> CorpusStats:
 def _passages_touched(passages: list[Passage], fresh: np.ndarray) -> int:
     """Passages whose text or one of whose sentences had to be embedded (``fresh``: passage
     texts first, then every passage's sentences in order)."""
-    n, pos, touched = len(passages), len(passages), 0
+    pos, touched = len(passages), 0
     for i, p in enumerate(passages):
         k = len(p.sentences)
         touched += bool(fresh[i] or fresh[pos:pos + k].any())
@@ -196,11 +196,11 @@ def write_index(folder: Path, documents: list[Document], passages: list[Passage]
         too_long = [p.passage_id for p, t in zip(passages, texts) if encoder.count_tokens(t) > encoder.max_tokens]
         if too_long:
             raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
-        store = EmbeddingCache(cache or folder / ".cache", encoder)
+        embeddings = EmbeddingCache(cache or folder / ".cache", encoder)
         sentences = _sentence_texts(passages)
-        vectors, fresh = store.embed(texts, progress=progress)
-        sentence_vectors, fresh_sentences = store.embed(sentences)
-        store.keep_only(texts + sentences)
+        vectors, fresh = embeddings.embed(texts, progress=progress)
+        sentence_vectors, fresh_sentences = embeddings.embed(sentences)
+        embeddings.keep_only(texts + sentences)
         embedded = max(embedded, _passages_touched(passages, np.concatenate([fresh, fresh_sentences])))
         faiss.write_index(faiss_index(vectors, index_type), str(folder / f"{channel}.faiss"))
         np.save(folder / f"{channel}.sentences.npy", sentence_vectors)
@@ -250,7 +250,7 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
 
     ``model`` is the English dense model (default all-MiniLM-L6-v2), ``multilingual_model``
     the cross-lingual one (None to leave that channel out). ``index_type``: a FAISS factory
-    string, or 'auto' (exact below AUTO_FLAT_BELOW passages, HNSW above). Files that cannot be
+    string, or 'auto' (exact below AUTO_FLAT_BELOW passages, IVF above). Files that cannot be
     read are listed in the summary's ``problems``; the build goes on without them. Documents
     unchanged since the previous build keep their passages, and texts embedded before are not
     embedded again (the cache beside the index).
@@ -268,7 +268,8 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
         encoders[MULTILINGUAL] = get_encoder(multilingual_model)
     dense = encoders[DENSE]
     params = ChunkParams(**{**params.to_dict(), "max_tokens": min(params.max_tokens, dense.max_tokens)})
-    reuse = reusable_passages(target, read.documents, params, dense.fingerprint())
+    previous = read_previous(target)
+    reuse = reusable_passages(previous, read.documents, params, dense.fingerprint())
     passages, cut = split_documents(read.documents, dense.count_tokens, params, reuse)
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -276,9 +277,10 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        seed_cache(target, target.parent / f".{target.name}.cache", encoders)
+        cache = target.parent / f".{target.name}.cache"
+        seed_cache(previous, target, cache, encoders)
         channels, embedded = write_index(tmp, read.documents, passages, encoders, params, index_type, progress,
-                                         cache=target.parent / f".{target.name}.cache")
+                                         cache=cache)
         hashes = file_hashes(corpus_dir)
         manifest = {
             "format": FORMAT, "kzqa_version": __version__, "pipeline_version": PIPELINE_VERSION,
@@ -305,48 +307,70 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
     )
 
 
-def seed_cache(target: Path, cache: Path, encoders: dict[str, Encoder]) -> None:
-    """Put the previous index's vectors (of models with the same weights) into the cache, so a
-    fresh checkout's first rebuild embeds only what changed and reproduces the rest exactly."""
-    import faiss
+@dataclass
+class PreviousIndex:
+    """What a rebuild reuses of the index it replaces (read once)."""
 
+    manifest: dict
+    document_texts: dict[str, str]
+    passages: list[Passage]
+
+
+def read_previous(target: Path) -> PreviousIndex | None:
+    """The index at ``target`` as a rebuild needs it, or None when there is none usable."""
     try:
         manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+        texts = {d["doc_id"]: d["text"] for d in _read_jsonl(target / "documents.jsonl")}
         passages = [Passage.from_dict(row) for row in _read_jsonl(target / "passages.jsonl")]
-        params = ChunkParams(**manifest["chunking"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return PreviousIndex(manifest, texts, passages)
+
+
+def seed_cache(previous: PreviousIndex | None, target: Path, cache: Path, encoders: dict[str, Encoder]) -> None:
+    """Put the previous index's vectors (of models with the same weights) into an empty cache,
+    so a fresh checkout's first rebuild embeds only what changed and reproduces the rest exactly."""
+    import faiss
+
+    if previous is None:
+        return
+    passages = previous.passages
+    try:
+        params = ChunkParams(**previous.manifest["chunking"])
         for channel, encoder in encoders.items():
-            entry = manifest["channels"].get(channel, {})
-            if entry.get("fingerprint") != encoder.fingerprint():
+            entry = previous.manifest["channels"].get(channel, {})
+            embeddings = EmbeddingCache(cache, encoder)
+            if entry.get("fingerprint") != encoder.fingerprint() or len(embeddings):
                 continue
             index = faiss.read_index(str(target / entry["file"]))
             sentences = np.load(target / f"{channel}.sentences.npy", allow_pickle=False)
             texts = [p.embed_text(params.prefix) for p in passages]
             if index.ntotal != len(texts) or len(sentences) != sum(len(p.sentences) for p in passages):
                 continue
-            store = EmbeddingCache(cache, encoder)
-            store.add(texts, index.reconstruct_n(0, index.ntotal))
-            store.add(_sentence_texts(passages), sentences)
+            embeddings.add(texts, index.reconstruct_n(0, index.ntotal))
+            embeddings.add(_sentence_texts(passages), sentences)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError):
-        return  # no usable previous index: nothing to seed
+        return  # no usable previous vectors: nothing to seed
 
 
-def reusable_passages(target: Path, documents: list[Document], params: ChunkParams,
+def reusable_passages(previous: PreviousIndex | None, documents: list[Document], params: ChunkParams,
                       dense_fingerprint: str) -> dict[str, list[Passage]]:
     """The previous index's passages of every document whose cleaned text is unchanged, when it
     was split with the same parameters, pipeline and token counter (else nothing)."""
+    if previous is None:
+        return {}
+    manifest = previous.manifest
     try:
-        manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
         if (manifest.get("pipeline_version") != PIPELINE_VERSION or manifest.get("chunking") != params.to_dict()
                 or manifest["channels"][DENSE]["fingerprint"] != dense_fingerprint):
             return {}
-        before = {d["doc_id"]: d["text"] for d in _read_jsonl(target / "documents.jsonl")}
-        by_doc: dict[str, list[Passage]] = {}
-        for row in _read_jsonl(target / "passages.jsonl"):
-            p = Passage.from_dict(row)
-            by_doc.setdefault(p.doc_id, []).append(p)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}  # no usable previous index: split everything
-    return {d.doc_id: by_doc[d.doc_id] for d in documents if before.get(d.doc_id) == d.text and d.doc_id in by_doc}
+    except (KeyError, TypeError, AttributeError):
+        return {}
+    by_doc: dict[str, list[Passage]] = {}
+    for p in previous.passages:
+        by_doc.setdefault(p.doc_id, []).append(p)
+    return {d.doc_id: by_doc[d.doc_id] for d in documents
+            if previous.document_texts.get(d.doc_id) == d.text and d.doc_id in by_doc}
 
 
 def _corpus_hash(hashes: dict[str, str]) -> str:

@@ -1,7 +1,8 @@
 """BM25 over passages with bm25s (English stemming and stopwords), and the corpus statistics
 the answer stage scores sentences with.
 
-``LexicalIndex.build(texts).scores(query)[i]`` is the BM25 score of ``texts[i]``.
+``LexicalIndex.build(texts).top(query, n)`` lists (i, BM25 score of ``texts[i]``) for the ``n``
+best texts with a positive score, best first.
 """
 
 from __future__ import annotations
@@ -79,14 +80,6 @@ class LexicalIndex:
         best = np.argpartition(-scores, n - 1)[:n]
         return sorted(((int(r), float(scores[r])) for r in best), key=lambda t: (-t[1], t[0]))
 
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every indexed text for ``query`` (all zeros if no term is known)."""
-        vocab = self.retriever.vocab_dict
-        terms = [t for t in tokenize([query])[0] if t in vocab]
-        if not terms:
-            return np.zeros(self.retriever.scores["num_docs"], dtype=np.float32)
-        return np.asarray(self.retriever.get_scores(terms), dtype=np.float32)
-
 
 @dataclass(frozen=True)
 class CorpusStats:
@@ -121,6 +114,7 @@ class CorpusStats:
         return score
 
 
+MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 _PRONOUNS = {"she": "f", "her": "f", "herself": "f", "he": "m", "his": "m", "him": "m", "himself": "m"}
 
 
@@ -137,7 +131,7 @@ def _genders(sentences: list[str]) -> dict[str, str]:
         if not subject:
             continue
         words = [w.lower() for w in subject.group(1).split()]
-        words = [w for w in words if w not in lower and not re.fullmatch(_MONTHS, w) and not w.endswith("ing")]
+        words = [w for w in words if w not in lower and not re.fullmatch(MONTHS, w) and not w.endswith("ing")]
         after = sentence[subject.end():] + " " + following
         for p in re.findall(r"\b(she|her|herself|he|his|him|himself)\b", after.lower()):
             for word in words:
@@ -146,8 +140,6 @@ def _genders(sentences: list[str]) -> dict[str, str]:
     return {word: g for word, c in counts.items() for g in ("f", "m")
             if c["f"] + c["m"] >= 2 and c[g] / (c["f"] + c["m"]) >= 0.8}
 
-
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 
 
 def corpus_stats(passage_texts: list[str], sentence_texts: list[str], other_texts: list[str],

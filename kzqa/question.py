@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .lexical import CorpusStats, tokenize
+from .lexical import MONTHS, CorpusStats, tokenize
 
 # Question words (stemmed as lexical.tokenize stems them) that carry no topic.
 QUESTION_TERMS = set(tokenize([
@@ -20,7 +20,6 @@ QUESTION_TERMS = set(tokenize([
     "date name exact number amount kind type did does do is was were are been according document "
     "documents say mention"])[0])
 
-MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|[^\W\d_]+)?")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .answer import ANSWERED, CONTEXT_LABEL, PARTIAL, Answer
+from .answer import ANSWERED, CONTEXT_LABEL, PARTIAL, PARTIAL_LABEL, Answer
 from .engine import MAX_QUESTION_CHARS, Engine, QueryError, load
 from .feedback import FeedbackStore
 from .followup import resolve_followup
@@ -63,9 +63,6 @@ def marker_link(n: int) -> str:
     return f"[\\[{n}\\]](#kzqa-card-{n})"
 
 
-PARTIAL_LABEL = "⚠️ **Partial answer: the documents do not state this detail.**"
-
-
 def render_reply(answer: Answer, question: str, resolved: str) -> str:
     """The assistant message: searched-for line, notice, then by ``answer.status`` the quoted
     sentences with markers ('answered'), the partial reply with the closest quotes set apart as
@@ -78,7 +75,7 @@ def render_reply(answer: Answer, question: str, resolved: str) -> str:
     if answer.status == ANSWERED:
         lines.append(" ".join(f"{as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes))
     elif answer.status == PARTIAL:
-        lines += [PARTIAL_LABEL, as_text(answer.summary or ""), f"*{as_text(CONTEXT_LABEL)}*"]
+        lines += [f"⚠️ **{as_text(PARTIAL_LABEL)}**", as_text(answer.summary or ""), f"*{as_text(CONTEXT_LABEL)}*"]
         lines += [f"> {as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes]
     else:
         lines.append(as_text(answer.text))
