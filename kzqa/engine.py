@@ -7,6 +7,7 @@ those rows, and fusion and answer composition see nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class Retrieval:
     hits: list[Hit]
     query_vectors: dict[str, np.ndarray]
     candidates: dict[str, list[tuple[int, float]]]  # channel → (row, score), best first
+    store: Store  # the store the search read (answer composition reads the same one)
+    rows: list[int]  # rows[i] is the store row of hits[i]
 
 
 class Engine:
@@ -52,14 +55,24 @@ class Engine:
         self.fusion = fusion or FusionParams()
         self.abstain = abstain or load_model()
         self.selection = selection or SelectionParams()
-        self.documents: dict[str, Document] = store.documents
-        self.manifest = store.manifest
-        self.stats: CorpusStats = store.stats
+
+    @property
+    def documents(self) -> Mapping[str, Document]:
+        return self.store.current().documents
+
+    @property
+    def manifest(self) -> dict:
+        return self.store.current().manifest
+
+    @property
+    def stats(self) -> CorpusStats:
+        return self.store.current().stats
 
     @property
     def passages(self) -> list[Passage]:
         """Every passage, in store order (reads them all: for tools and tests, not for queries)."""
-        return [self.store.passage(row) for row in range(self.store.size)]
+        store = self.store.current()
+        return store.passages(range(store.size))
 
     # ------------------------------------------------------------ public
 
@@ -67,8 +80,9 @@ class Engine:
     def channels(self) -> list[str]:
         """Channels this index can rank with: the dense ones, their sentence-level variants
         (when sentence vectors are stored) and the lexical one."""
-        sentence_level = [c + SENTENCE_SUFFIX for c in self.encoders if self.store.has_sentence_vectors(c)]
-        return list(self.encoders) + sentence_level + ([LEXICAL] if LEXICAL in self.store.channels else [])
+        store = self.store.current()
+        sentence_level = [c + SENTENCE_SUFFIX for c in self.encoders if store.has_sentence_vectors(c)]
+        return list(self.encoders) + sentence_level + ([LEXICAL] if LEXICAL in store.channels else [])
 
     def search(self, query: str, k: int = 5, mode: str = DEFAULT_MODE,
                doc_ids: list[str] | None = None) -> list[Hit]:
@@ -103,11 +117,12 @@ class Engine:
     def answer_features(self, r: "Retrieval"):
         """The question's analysis, the chosen sentences and the abstention features."""
         candidates = self._sentence_candidates(r)
-        analysis = analyse(r.query, self.stats)
-        chosen = select_sentences(r.hits, candidates, analysis, self.stats, r.lang, self.selection)
+        stats = r.store.stats
+        analysis = analyse(r.query, stats)
+        chosen = select_sentences(r.hits, candidates, analysis, stats, r.lang, self.selection)
         feats = features(analysis, r.lang, [h.text for h in r.hits],
                          [(sentence_text(r.hits, c), c.similarity) for c in candidates],
-                         [(sentence_text(r.hits, c), c.similarity) for c in chosen], self.stats,
+                         [(sentence_text(r.hits, c), c.similarity) for c in chosen], stats,
                          self.abstain.evidence_sentences)
         return analysis, chosen, feats
 
@@ -138,23 +153,26 @@ class Engine:
             raise QueryError(f"this index has no '{mode}' channel (it has: {', '.join(self.channels)})")
         if k < 1:
             raise QueryError("k must be at least 1")
-        allowed = None
+        store = self.store.current()
+        within = None
         if doc_ids:
-            unknown = sorted(set(doc_ids) - set(self.documents))
+            unknown = sorted(set(doc_ids) - set(store.documents))
             if unknown:
                 raise QueryError(f"unknown document(s): {', '.join(unknown)}")
-            allowed = self.store.rows_of(list(doc_ids))
+            within = store.restrict(list(doc_ids))
         lang = detect_language(query)
         weights = self._weights(lang) if mode == "hybrid" else {mode: 1.0}
-        vectors, candidates = self.candidates(query, list(weights), max(k, self.fusion.candidates), allowed)
+        vectors, candidates = self.candidates(store, query, list(weights), max(k, self.fusion.candidates), within)
         if mode == "hybrid":
             fused = rrf({c: [row for row, _ in cands] for c, cands in candidates.items()}, weights, self.fusion.k0)
             final = sorted(fused.items(), key=lambda t: (-t[1], t[0]))[:k]
         else:
             final = candidates[mode][:k]
         scores = {c: dict(cands) for c, cands in candidates.items()}
-        hits = [self._hit(row, rank, score, scores) for rank, (row, score) in enumerate(final, 1)]
-        return Retrieval(query, lang, mode, hits, vectors, candidates)
+        rows = [row for row, _ in final]
+        hits = [self._hit(store, p, row, rank, score, scores)
+                for rank, (p, (row, score)) in enumerate(zip(store.passages(rows), final), 1)]
+        return Retrieval(query, lang, mode, hits, vectors, candidates, store, rows)
 
     def _weights(self, lang: str) -> dict[str, float]:
         """Fusion weights for the language, restricted to the channels this index has; a
@@ -172,30 +190,29 @@ class Engine:
         # e.g. a Chinese question on an index without a multilingual channel: the English mix
         return available(lang) or available("en")
 
-    def candidates(self, query: str, channels: list[str], n: int, allowed: np.ndarray | None = None):
+    def candidates(self, store: Store, query: str, channels: list[str], n: int, within=None):
         """Query vectors per model and, per channel, at most ``n`` (row, score) pairs, best
         first. Passage-level channels come from the store; 'X_sent' scores each row of the
         union of those candidates by its sentence most similar to the query under model X."""
         models = list(dict.fromkeys(c.removesuffix(SENTENCE_SUFFIX) for c in channels if c != LEXICAL))
         vectors = {m: self.encoders[m].encode_queries([query])[0] for m in models}
-        pool = {m: self.store.top(m, vectors[m], n, allowed) for m in models}
+        pool = {m: store.top(m, vectors[m], n, within) for m in models}
         if LEXICAL in channels:
-            pool[LEXICAL] = self.store.top(LEXICAL, query, n, allowed)
+            pool[LEXICAL] = store.top(LEXICAL, query, n, within)
         out: dict[str, list[tuple[int, float]]] = {}
         union = sorted({row for cands in pool.values() for row, _ in cands})
         for c in channels:
             if c.endswith(SENTENCE_SUFFIX):
                 model = c.removesuffix(SENTENCE_SUFFIX)
-                scored = [(row, float(np.max(self.store.sentence_vectors(model, row) @ vectors[model])))
-                          for row in union]
+                scored = zip(union, store.best_sentence(model, vectors[model], union))
                 out[c] = sorted(scored, key=lambda t: (-t[1], t[0]))[:n]
             else:
                 out[c] = pool[c]
         return vectors, out
 
-    def _hit(self, row: int, rank: int, score: float, scores: dict[str, dict[int, float]]) -> Hit:
-        p = self.store.passage(row)
-        doc = self.documents[p.doc_id]
+    @staticmethod
+    def _hit(store: Store, p: Passage, row: int, rank: int, score: float, scores: dict[str, dict[int, float]]) -> Hit:
+        doc = store.documents[p.doc_id]
         return Hit(text=p.text, doc_id=p.doc_id, title=p.title, section=p.section, url=doc.url,
                    score=float(score), passage_id=p.passage_id, start=p.start, end=p.end, rank=rank,
                    channel_scores={c: s[row] for c, s in scores.items() if row in s},
@@ -209,23 +226,22 @@ class Engine:
         primary = MULTILINGUAL if r.lang != "en" and MULTILINGUAL in self.encoders else DENSE
         if primary not in r.query_vectors:
             r.query_vectors[primary] = self.encoders[primary].encode_queries([r.query])[0]
-        models = [m for m in r.query_vectors if self.store.has_sentence_vectors(m)]
+        models = [m for m in r.query_vectors if r.store.has_sentence_vectors(m)]
         query_terms = tokenize([r.query])[0]
+        vectors = {m: r.store.sentence_vectors(m, r.rows) for m in models}
         out = []
-        for h_index, hit in enumerate(r.hits):
-            row = self.store.row_of(hit.passage_id)
-            passage = self.store.passage(row)
+        for h_index, (hit, passage) in enumerate(zip(r.hits, r.store.passages(r.rows))):
             sentence_terms = tokenize([passage.text[s:e] for s, e in passage.sentences]) if passage.sentences else []
             sims, context = {}, {}
             for m in models:
-                vecs = self.store.sentence_vectors(m, row)
+                vecs = vectors[m][h_index]
                 sims[m] = vecs @ r.query_vectors[m]
                 window = vecs + np.vstack([vecs[:1], vecs[:-1]])  # with the sentence before it
                 context[m] = (window @ r.query_vectors[m]) / np.maximum(np.linalg.norm(window, axis=1), 1e-9)
             for j, span in enumerate(passage.sentences):
                 signals = {m: float(sims[m][j]) for m in models}
                 signals.update({m + "_context": float(context[m][j]) for m in models})
-                signals["lexical"] = self.stats.bm25(query_terms, sentence_terms[j])
+                signals["lexical"] = r.store.stats.bm25(query_terms, sentence_terms[j])
                 signals["passage"] = -float(h_index + 1)
                 out.append(Candidate(h_index, tuple(span), signals.get(primary, 0.0), signals))
         return out

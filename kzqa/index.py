@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .corpus import Document, Problem, file_hashes, read_corpus
+from .corpus import Corpus, Document, Problem, file_hashes, read_corpus
 from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, Encoder, get_encoder
 from .embedcache import EmbeddingCache
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, corpus_stats
@@ -156,15 +156,11 @@ def stats_of(documents: list[Document], passages: list[Passage], lexical: Lexica
 
 
 def write_stats(path: Path, stats: CorpusStats) -> None:
-    data = {"df": stats.df, "n": stats.n, "words": sorted(stats.words), "genders": stats.genders,
-            "avg_sentence_terms": stats.avg_sentence_terms, "common": sorted(stats.common)}
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps(stats.to_dict(), ensure_ascii=False), encoding="utf-8")
 
 
 def read_stats(path: Path) -> CorpusStats:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return CorpusStats({str(k): int(v) for k, v in data["df"].items()}, int(data["n"]), frozenset(data["words"]),
-                       dict(data["genders"]), float(data["avg_sentence_terms"]), frozenset(data["common"]))
+    return CorpusStats.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _passages_touched(passages: list[Passage], fresh: np.ndarray) -> int:
@@ -178,39 +174,61 @@ def _passages_touched(passages: list[Passage], fresh: np.ndarray) -> int:
     return touched
 
 
-def write_index(folder: Path, documents: list[Document], passages: list[Passage],
-                encoders: dict[str, Encoder], params: ChunkParams, index_type: str,
-                progress: bool = False, cache: Path | None = None) -> tuple[dict, int]:
-    """Write every file of an index folder except the manifest; return the channels' entries and
-    how many passages had to be embedded (vectors of texts already in ``cache`` are reused)."""
-    folder.mkdir(parents=True)
-    _write_jsonl(folder / "documents.jsonl", [d.to_dict() for d in documents])
-    _write_jsonl(folder / "passages.jsonl", [p.to_dict() for p in passages])
-    import faiss
+@dataclass
+class Embedded:
+    """One dense channel's vectors: ``passages[i]`` is passage i's vector, ``sentences`` holds one
+    vector per sentence, passage by passage, in order."""
 
-    channels: dict[str, dict] = {}
+    entry: dict  # the manifest's channel entry: model, fingerprint, dim
+    passages: np.ndarray
+    sentences: np.ndarray
+
+
+def embed_channels(passages: list[Passage], encoders: dict[str, Encoder], params: ChunkParams, cache: Path,
+                   progress: bool = False) -> tuple[dict[str, Embedded], int]:
+    """Every channel's passage and sentence vectors, and how many passages had to be embedded
+    (vectors of texts already in ``cache`` are reused; the cache then keeps only these texts)."""
     texts = [p.embed_text(params.prefix) for p in passages]
-    index_type = choose_index_type(index_type, len(passages))
+    sentences = _sentence_texts(passages)
+    out: dict[str, Embedded] = {}
     embedded = 0
     for channel, encoder in encoders.items():
         too_long = [p.passage_id for p, t in zip(passages, texts) if encoder.count_tokens(t) > encoder.max_tokens]
         if too_long:
             raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
-        embeddings = EmbeddingCache(cache or folder / ".cache", encoder)
-        sentences = _sentence_texts(passages)
+        embeddings = EmbeddingCache(cache, encoder)
         vectors, fresh = embeddings.embed(texts, progress=progress)
         sentence_vectors, fresh_sentences = embeddings.embed(sentences)
         embeddings.keep_only(texts + sentences)
         embedded = max(embedded, _passages_touched(passages, np.concatenate([fresh, fresh_sentences])))
-        faiss.write_index(faiss_index(vectors, index_type), str(folder / f"{channel}.faiss"))
-        np.save(folder / f"{channel}.sentences.npy", sentence_vectors)
-        channels[channel] = {"model": encoder.name, "fingerprint": encoder.fingerprint(),
-                             "dim": encoder.dim, "index_type": index_type, "file": f"{channel}.faiss"}
-    lexical = LexicalIndex.build(texts)
+        entry = {"model": encoder.name, "fingerprint": encoder.fingerprint(), "dim": encoder.dim}
+        out[channel] = Embedded(entry, vectors, sentence_vectors)
+    return out, embedded
+
+
+def write_texts(folder: Path, documents: list[Document], passages: list[Passage]) -> None:
+    """Create an index folder with its documents.jsonl and passages.jsonl."""
+    folder.mkdir(parents=True)
+    _write_jsonl(folder / "documents.jsonl", [d.to_dict() for d in documents])
+    _write_jsonl(folder / "passages.jsonl", [p.to_dict() for p in passages])
+
+
+def write_vectors(folder: Path, vectors: dict[str, Embedded], lexical: LexicalIndex, stats: CorpusStats,
+                  index_type: str) -> dict:
+    """Write the FAISS, sentence-vector, BM25 and statistics files of an index folder (of
+    ``len(vectors[c].passages)`` passages); return the channels' manifest entries."""
+    import faiss
+
+    channels: dict[str, dict] = {}
+    for channel, embedded in vectors.items():
+        kind = choose_index_type(index_type, len(embedded.passages))
+        faiss.write_index(faiss_index(embedded.passages, kind), str(folder / f"{channel}.faiss"))
+        np.save(folder / f"{channel}.sentences.npy", embedded.sentences)
+        channels[channel] = {**embedded.entry, "index_type": kind, "file": f"{channel}.faiss"}
     lexical.save(folder / LEXICAL)
-    write_stats(folder / "stats.json", stats_of(documents, passages, lexical))
+    write_stats(folder / "stats.json", stats)
     channels[LEXICAL] = dict(LEXICAL_SETTINGS)
-    return channels, embedded
+    return channels
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
@@ -242,6 +260,78 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@dataclass
+class Prepared:
+    """A corpus read and split for one build, with the models that embed it."""
+
+    corpus_dir: Path
+    read: Corpus  # documents and problems
+    encoders: dict[str, Encoder]
+    params: ChunkParams
+    passages: list[Passage]
+    cut: int
+    reused_documents: int
+
+
+def prepare(corpus: str | Path, model: str | None, multilingual_model: str | None, params: ChunkParams | None,
+            previous: "PreviousIndex | None" = None) -> Prepared:
+    """Read ``corpus``, load the models and split the documents (reusing ``previous``'s passages
+    of unchanged documents). Raises IndexProblem when no document is readable."""
+    corpus_dir = Path(corpus)
+    params = params or ChunkParams()
+    read = read_corpus(corpus_dir)
+    if not read.documents:
+        reasons = "; ".join(map(str, read.problems)) or "no .txt/.md/.html/.pdf files"
+        raise IndexProblem(f"no readable documents in {corpus_dir} ({reasons})")
+    encoders: dict[str, Encoder] = {DENSE: get_encoder(model or DEFAULT_MODEL)}
+    if multilingual_model:
+        encoders[MULTILINGUAL] = get_encoder(multilingual_model)
+    dense = encoders[DENSE]
+    params = ChunkParams(**{**params.to_dict(), "max_tokens": min(params.max_tokens, dense.max_tokens)})
+    reuse = reusable_passages(previous, read.documents, params, dense.fingerprint())
+    passages, cut = split_documents(read.documents, dense.count_tokens, params, reuse)
+    return Prepared(corpus_dir, read, encoders, params, passages, cut, len(reuse))
+
+
+def lexical_and_stats(prepared: Prepared) -> tuple[LexicalIndex, CorpusStats]:
+    """The BM25 index of the passages (as embedded) and the corpus statistics."""
+    lexical = LexicalIndex.build([p.embed_text(prepared.params.prefix) for p in prepared.passages])
+    return lexical, stats_of(prepared.read.documents, prepared.passages, lexical)
+
+
+def manifest_of(prepared: Prepared, channels: dict, corpus_path: str) -> dict:
+    """The manifest of a build: versions, corpus files and hash, chunking, channels, counts."""
+    hashes = file_hashes(prepared.corpus_dir)
+    passages = prepared.passages
+    return {
+        "format": FORMAT, "kzqa_version": __version__, "pipeline_version": PIPELINE_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "corpus": {"path": corpus_path, "files": hashes, "hash": _corpus_hash(hashes)},
+        "chunking": prepared.params.to_dict(), "channels": channels,
+        "counts": {"documents": len(prepared.read.documents), "passages": len(passages),
+                   "sentences": sum(len(p.sentences) for p in passages)},
+        "problems": [str(p) for p in prepared.read.problems],
+    }
+
+
+def summary_of(prepared: Prepared, target: str, started: float, embedded: int) -> BuildSummary:
+    dense, params, passages = prepared.encoders[DENSE], prepared.params, prepared.passages
+    return BuildSummary(
+        index=target, documents=len(prepared.read.documents), passages=len(passages),
+        seconds=time.perf_counter() - started, problems=prepared.read.problems, cut_sentences=prepared.cut,
+        words=[len(p.text.split()) for p in passages],
+        tokens=[dense.count_tokens(p.embed_text(params.prefix)) for p in passages],
+        embedded=embedded, reused=len(passages) - embedded,
+        resplit=len(prepared.read.documents) - prepared.reused_documents,
+    )
+
+
+def default_cache_path(index: Path | None = None) -> Path:
+    """The embedding cache of an index folder: ``.<index>.cache`` beside it."""
+    index = index if index is not None else default_index_path()
+    return index.parent / f".{index.name}.cache"
+
+
 def build(corpus: str | Path = "corpus", index: str | Path | None = None,
           model: str | None = None, multilingual_model: str | None = MULTILINGUAL_MODEL,
           params: ChunkParams | None = None, index_type: str = "auto",
@@ -256,55 +346,29 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
     embedded again (the cache beside the index).
     """
     started = time.perf_counter()
-    corpus_dir = Path(corpus)
     target = Path(index) if index is not None else default_index_path()
-    params = params or ChunkParams()
-    read = read_corpus(corpus_dir)
-    if not read.documents:
-        reasons = "; ".join(map(str, read.problems)) or "no .txt/.md/.html/.pdf files"
-        raise IndexProblem(f"no readable documents in {corpus_dir} ({reasons})")
-    encoders: dict[str, Encoder] = {DENSE: get_encoder(model or DEFAULT_MODEL)}
-    if multilingual_model:
-        encoders[MULTILINGUAL] = get_encoder(multilingual_model)
-    dense = encoders[DENSE]
-    params = ChunkParams(**{**params.to_dict(), "max_tokens": min(params.max_tokens, dense.max_tokens)})
     previous = read_previous(target)
-    reuse = reusable_passages(previous, read.documents, params, dense.fingerprint())
-    passages, cut = split_documents(read.documents, dense.count_tokens, params, reuse)
+    prepared = prepare(corpus, model, multilingual_model, params, previous)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_builds(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        cache = target.parent / f".{target.name}.cache"
-        seed_cache(previous, target, cache, encoders)
-        channels, embedded = write_index(tmp, read.documents, passages, encoders, params, index_type, progress,
-                                         cache=cache)
-        hashes = file_hashes(corpus_dir)
-        manifest = {
-            "format": FORMAT, "kzqa_version": __version__, "pipeline_version": PIPELINE_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "corpus": {"path": _relative(corpus_dir, target.parent), "files": hashes,
-                       "hash": _corpus_hash(hashes)},
-            "chunking": params.to_dict(), "channels": channels,
-            "counts": {"documents": len(read.documents), "passages": len(passages),
-                       "sentences": sum(len(p.sentences) for p in passages)},
-            "problems": [str(p) for p in read.problems],
-        }
+        write_texts(tmp, prepared.read.documents, prepared.passages)
+        cache = default_cache_path(target)
+        seed_cache(previous, target, cache, prepared.encoders)
+        vectors, embedded = embed_channels(prepared.passages, prepared.encoders, prepared.params, cache, progress)
+        lexical, stats = lexical_and_stats(prepared)
+        channels = write_vectors(tmp, vectors, lexical, stats, index_type)
+        manifest = manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
         _swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BuildSummary(
-        index=str(target), documents=len(read.documents), passages=len(passages),
-        seconds=time.perf_counter() - started, problems=read.problems, cut_sentences=cut,
-        words=[len(p.text.split()) for p in passages],
-        tokens=[dense.count_tokens(p.embed_text(params.prefix)) for p in passages],
-        embedded=embedded, reused=len(passages) - embedded, resplit=len(read.documents) - len(reuse),
-    )
+    return summary_of(prepared, str(target), started, embedded)
 
 
 @dataclass

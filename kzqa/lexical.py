@@ -96,6 +96,16 @@ class CorpusStats:
     avg_sentence_terms: float = 12.0
     common: frozenset[str] = frozenset()  # stemmed terms found in more than a quarter of the passages
 
+    def to_dict(self) -> dict:
+        """A JSON-ready copy: ``CorpusStats.from_dict(s.to_dict()) == s``."""
+        return {"df": self.df, "n": self.n, "words": sorted(self.words), "genders": self.genders,
+                "avg_sentence_terms": self.avg_sentence_terms, "common": sorted(self.common)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CorpusStats":
+        return cls({str(k): int(v) for k, v in data["df"].items()}, int(data["n"]), frozenset(data["words"]),
+                   dict(data["genders"]), float(data["avg_sentence_terms"]), frozenset(data["common"]))
+
     def idf(self, term: str) -> float:
         """BM25 (Lucene) inverse document frequency of a stemmed term."""
         df = self.df.get(term, 0)

@@ -224,7 +224,7 @@ def measure(index_dir: Path, questions: list[str]) -> dict:
     queries = exact[rng.integers(0, index.ntotal, 100)]
     queries = queries + 0.5 * rng.standard_normal(queries.shape).astype(np.float32) / np.sqrt(queries.shape[1])
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    allowed = engine.store.rows_of(filtered_docs)
+    allowed = engine.store.restrict(filtered_docs)
     return {"index_type": engine.manifest["channels"]["dense"]["index_type"], "rss_mb": round(rss, 1),
             "search_ms": timings["excluding_encoding"], "search_ms_including_encoding": timings["including_encoding"],
             "recall_at_10": _recall(engine, exact, queries, None),

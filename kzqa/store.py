@@ -1,19 +1,25 @@
 """Where passages and their vectors live: one small interface between the engine and storage.
 
-A store answers five questions, and the engine asks nothing else of it:
+A store answers these questions, and the engine asks nothing else of it:
 
-- ``top(channel, query, n, allowed)``: at most ``n`` (row, score) pairs, best first — for a
+- ``current()``: the store to answer one question with (a database store switches to a newer
+  build here; every other call of that question goes to the store returned);
+- ``top(channel, query, n, within)``: at most ``n`` (row, score) pairs, best first — for a
   dense channel ``query`` is the question's vector (inner product on normalised vectors), for
-  ``'lexical'`` the question's text (BM25). Rows outside ``allowed`` (an array of rows, from
-  :meth:`rows_of`) never appear, and the filter is applied inside the search, so a filter that
-  keeps few documents still yields up to ``n`` rows;
-- ``passage(row)`` and ``sentence_vectors(channel, row)``: the passage and one vector per
-  sentence of it (``len(passage.sentences)`` rows);
-- ``rows_of(doc_ids)`` and ``row_of(passage_id)``;
-- ``stats``: the corpus statistics the answer stage needs (computed at build time).
+  ``'lexical'`` the question's text (BM25). Rows outside ``within`` (from :meth:`restrict`)
+  never appear, and the filter is applied inside the search, so a filter that keeps few
+  documents still yields up to ``n`` rows;
+- ``passages(rows)``: ``passages(rows)[i]`` is the passage at ``rows[i]``;
+- ``best_sentence(channel, query, rows)``: for each row, the highest inner product of ``query``
+  with one of its sentences' vectors;
+- ``sentence_vectors(channel, rows)``: for each row, one vector per sentence of its passage
+  (``len(passage.sentences)`` rows);
+- ``restrict(doc_ids)``: a filter for ``top`` keeping those documents' passages;
+- ``manifest``, ``documents``, ``stats`` (the corpus statistics the answer stage needs,
+  computed at build time), ``size``, ``channels``, ``has_sentence_vectors(channel)``.
 
 :class:`FileStore` is the embedded default: the FAISS, bm25s, JSONL and ``.npy`` files of an
-index folder (see :mod:`kzqa.index`).
+index folder (see :mod:`kzqa.index`). :class:`kzqa.postgres.PgStore` is the same in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -55,15 +61,17 @@ class Store(Protocol):
 
     def has_sentence_vectors(self, channel: str) -> bool: ...
 
-    def top(self, channel: str, query, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]: ...
+    def current(self) -> "Store": ...
 
-    def passage(self, row: int) -> Passage: ...
+    def restrict(self, doc_ids: list[str]): ...
 
-    def sentence_vectors(self, channel: str, row: int) -> np.ndarray: ...
+    def top(self, channel: str, query, n: int, within=None) -> list[tuple[int, float]]: ...
 
-    def rows_of(self, doc_ids: list[str]) -> np.ndarray: ...
+    def passages(self, rows: Sequence[int]) -> list[Passage]: ...
 
-    def row_of(self, passage_id: str) -> int: ...
+    def best_sentence(self, channel: str, query: np.ndarray, rows: Sequence[int]) -> list[float]: ...
+
+    def sentence_vectors(self, channel: str, rows: Sequence[int]) -> list[np.ndarray]: ...
 
 
 class JsonlRows(Sequence):
@@ -135,7 +143,7 @@ class FileStore:
         self.path = path
         self.manifest = manifest
         self.documents = documents
-        self.passages = passages
+        self.rows = passages
         self.vectors = vectors  # channel → faiss index
         self._sentence_vectors = sentence_vectors
         self.lexical = lexical
@@ -143,19 +151,17 @@ class FileStore:
         counts = np.zeros(len(passages), dtype=np.int64)
         doc_codes = np.zeros(len(passages), dtype=np.int32)
         self._doc_code: dict[str, int] = {}
-        self._rows: dict[str, int] = {}
         for i in range(len(passages)):  # one pass; nothing but these numbers is kept
             p = passages[i]
             counts[i] = len(p.sentences)
             doc_codes[i] = self._doc_code.setdefault(p.doc_id, len(self._doc_code))
-            self._rows[p.passage_id] = i
         self._sentence_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._doc_of_row = doc_codes
         self._every_passage_has_sentences = bool(len(counts)) and bool(counts.all())
 
     @property
     def size(self) -> int:
-        return len(self.passages)
+        return len(self.rows)
 
     @property
     def sentence_count(self) -> int:
@@ -169,26 +175,31 @@ class FileStore:
         vectors = self._sentence_vectors.get(channel)
         return vectors is not None and len(vectors) > 0 and self._every_passage_has_sentences
 
-    def top(self, channel: str, query, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        if n <= 0 or (allowed is not None and len(allowed) == 0):
+    def current(self) -> "FileStore":
+        """Itself: a file index changes only when it is opened again."""
+        return self
+
+    def top(self, channel: str, query, n: int, within: np.ndarray | None = None) -> list[tuple[int, float]]:
+        if n <= 0 or (within is not None and len(within) == 0):
             return []
         if channel == "lexical":
-            return self.lexical.top(query, n, allowed)
-        return faiss_top(self.vectors[channel], np.asarray(query, dtype=np.float32), n, allowed)
+            return self.lexical.top(query, n, within)
+        return faiss_top(self.vectors[channel], np.asarray(query, dtype=np.float32), n, within)
 
-    def passage(self, row: int) -> Passage:
-        return self.passages[row]
+    def passages(self, rows: Sequence[int]) -> list[Passage]:
+        return [self.rows[row] for row in rows]
 
-    def sentence_vectors(self, channel: str, row: int) -> np.ndarray:
-        lo, hi = self._sentence_offsets[row], self._sentence_offsets[row + 1]
-        return np.asarray(self._sentence_vectors[channel][lo:hi], dtype=np.float32)
+    def best_sentence(self, channel: str, query: np.ndarray, rows: Sequence[int]) -> list[float]:
+        return [float(np.max(v @ query)) for v in self.sentence_vectors(channel, rows)]
 
-    def rows_of(self, doc_ids: list[str]) -> np.ndarray:
+    def sentence_vectors(self, channel: str, rows: Sequence[int]) -> list[np.ndarray]:
+        offsets, vectors = self._sentence_offsets, self._sentence_vectors[channel]
+        return [np.asarray(vectors[offsets[row]:offsets[row + 1]], dtype=np.float32) for row in rows]
+
+    def restrict(self, doc_ids: list[str]) -> np.ndarray:
+        """The rows of those documents' passages (an array of row numbers)."""
         codes = [self._doc_code[d] for d in doc_ids if d in self._doc_code]
         return np.flatnonzero(np.isin(self._doc_of_row, codes)).astype(np.int64)
-
-    def row_of(self, passage_id: str) -> int:
-        return self._rows[passage_id]
 
 
 def faiss_top(index, q: np.ndarray, n: int, allowed: np.ndarray | None = None,

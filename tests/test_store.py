@@ -69,7 +69,7 @@ def test_file_store_channels_return_top_n_best_first(engine):
 
 
 def test_document_filter_is_applied_inside_retrieval(engine):
-    allowed = engine.store.rows_of([PEOPLES_MAP])
+    allowed = engine.store.restrict([PEOPLES_MAP])
     for channel, query in (("dense", engine.encoders["dense"].encode_queries(["Bayterek tower"])[0]),
                            ("lexical", "Bayterek tower China Kazakhstan")):
         got = engine.store.top(channel, query, 10, allowed)
