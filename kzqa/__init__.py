@@ -3,8 +3,9 @@
 from ._version import __version__
 from .answer import Answer
 from .corpus import Document, Section
-from .engine import Engine, QueryError, load
-from .index import BuildSummary, IndexProblem, build
+from .backends import build, load
+from .engine import Engine, QueryError
+from .index import BuildSummary, IndexProblem
 from .passages import ChunkParams, Passage
 from .retrieve import Hit
 

@@ -17,7 +17,7 @@ from .abstain import AbstainModel, decide, features, load_model, missing_detail
 from .answer import (PARTIAL, Answer, Candidate, SelectionParams, compose, partial_summary, select_sentences,
                      sentence_text)
 from .corpus import Document
-from .index import DENSE, LEXICAL, MULTILINGUAL, open_index
+from .index import DENSE, LEXICAL, MULTILINGUAL
 from .lexical import CorpusStats, tokenize
 from .passages import Passage
 from .question import analyse, topic_words
@@ -246,9 +246,3 @@ class Engine:
                 out.append(Candidate(h_index, tuple(span), signals.get(primary, 0.0), signals))
         return out
 
-
-def load(path: str | Path | None = None, check: bool = True, **params) -> Engine:
-    """Open an index ($KZQA_INDEX, else the project's ``embeddings/``) and its models.
-    Raises IndexProblem with the rebuild command if the index is missing, stale or broken."""
-    store, encoders = open_index(path, check=check)
-    return Engine(store, encoders, **params)

@@ -479,15 +479,17 @@ def corpus_changes(manifest: dict, corpus_dir: Path) -> list[str]:
     return changes
 
 
-def check_fresh(manifest: dict, path: Path, encoders: dict[str, Encoder]) -> None:
-    """Raise IndexProblem saying what changed if the corpus, models or pipeline differ."""
+def check_fresh(manifest: dict, encoders: dict[str, Encoder], where: str, rebuild: str,
+                corpus_base: Path | None = None) -> None:
+    """Raise IndexProblem ("<where> is stale: <what changed>. Rebuild with: <rebuild>") if the
+    corpus (a relative corpus path is taken from ``corpus_base``), models or pipeline differ."""
     changes: list[str] = []
     if manifest.get("format") != FORMAT or manifest.get("pipeline_version") != PIPELINE_VERSION:
         changes.append(f"index format {manifest.get('format')}/{manifest.get('pipeline_version')} "
                        f"!= this kzqa's {FORMAT}/{PIPELINE_VERSION}")
     corpus_dir = Path(manifest["corpus"]["path"])
-    if not corpus_dir.is_absolute():
-        corpus_dir = path.parent / corpus_dir
+    if not corpus_dir.is_absolute() and corpus_base is not None:
+        corpus_dir = corpus_base / corpus_dir
     if corpus_dir.is_dir():
         changes += [f"corpus {c}" for c in corpus_changes(manifest, corpus_dir)]
     for channel, encoder in encoders.items():
@@ -496,8 +498,7 @@ def check_fresh(manifest: dict, path: Path, encoders: dict[str, Encoder]) -> Non
             changes.append(f"model '{entry['model']}' of channel {channel} has other weights "
                            f"than when the index was built")
     if changes:
-        raise IndexProblem(f"index at {path} is stale: {'; '.join(changes)}. "
-                           f"Rebuild with: {rebuild_command(manifest, path)}")
+        raise IndexProblem(f"{where} is stale: {'; '.join(changes)}. Rebuild with: {rebuild}")
 
 
 def open_index(path: str | Path | None = None, check: bool = True) -> tuple[FileStore, dict[str, Encoder]]:
@@ -510,7 +511,7 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[File
     dense_channels = [c for c, e in manifest.get("channels", {}).items() if "fingerprint" in e]
     encoders = {c: get_encoder(manifest["channels"][c]["model"]) for c in dense_channels}
     if check:
-        check_fresh(manifest, path, encoders)
+        check_fresh(manifest, encoders, f"index at {path}", rebuild_command(manifest, path), path.parent)
     try:
         documents = LazyDocuments(JsonlRows(path / "documents.jsonl"))
         passages = LazyPassages(JsonlRows(path / "passages.jsonl"))

@@ -13,7 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from .answer import ANSWERED, CONTEXT_LABEL, PARTIAL, PARTIAL_LABEL, Answer
-from .engine import MAX_QUESTION_CHARS, Engine, QueryError, load
+from .backends import load
+from .engine import MAX_QUESTION_CHARS, Engine, QueryError
 from .feedback import FeedbackStore
 from .followup import resolve_followup
 from .retrieve import DEFAULT_MODE, MODES, Hit

@@ -1,0 +1,50 @@
+"""Where an index lives: files in a folder (the embedded default) or a PostgreSQL database.
+
+``load()`` and ``build()`` pick the place: a ``db`` URL (or ``$KZQA_DATABASE_URL`` when no
+folder is given) means PostgreSQL (:mod:`kzqa.postgres`), anything else the folder
+(:mod:`kzqa.index`). Search and answers are the same either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .encoders import MULTILINGUAL_MODEL
+from .engine import Engine
+from .index import BuildSummary, IndexProblem, build as build_files, open_index
+from .passages import ChunkParams
+from .postgres import ENV_URL, build_db, database_url, is_database_url, open_database
+
+
+def _database(path: str | Path | None, db: str | None) -> str | None:
+    """The database URL to use, or None for files; IndexProblem if ``db`` is not a URL."""
+    if db is not None and not is_database_url(db):
+        raise IndexProblem(f"--db must be a postgresql:// URL (got '{str(db).split('://')[0]}…')")
+    return db if db is not None else (database_url() if path is None else None)
+
+
+def load(path: str | Path | None = None, check: bool = True, db: str | None = None, **params) -> Engine:
+    """Open an index and its models: the database at ``db`` (or ``$KZQA_DATABASE_URL`` when
+    ``path`` is not given), else the folder ``path`` ($KZQA_INDEX, else the project's
+    ``embeddings/``). Raises IndexProblem with the rebuild command if the index is missing,
+    stale or broken, or the database cannot be reached."""
+    url = _database(path, db)
+    store, encoders = open_database(url, check=check) if url else open_index(path, check=check)
+    return Engine(store, encoders, **params)
+
+
+def build(corpus: str | Path = "corpus", index: str | Path | None = None, model: str | None = None,
+          multilingual_model: str | None = MULTILINGUAL_MODEL, params: ChunkParams | None = None,
+          index_type: str = "auto", progress: bool = False, db: str | None = None) -> BuildSummary:
+    """Build the index of ``corpus`` into the folder ``index`` or, given ``db`` (or
+    ``$KZQA_DATABASE_URL`` when ``index`` is not given), into that database; atomically either
+    way. See :func:`kzqa.index.build` for the other parameters (``index_type`` is FAISS's)."""
+    url = _database(index, db)
+    if url:
+        return build_db(url, corpus, model=model, multilingual_model=multilingual_model, params=params,
+                        progress=progress)
+    return build_files(corpus, index, model=model, multilingual_model=multilingual_model, params=params,
+                       index_type=index_type, progress=progress)
+
+
+__all__ = ["ENV_URL", "build", "load"]
