@@ -18,7 +18,7 @@ $(PYTHON):
 
 install: $(PYTHON)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev,postgres]"
 
 run: install
 	$(PYTHON) app.py

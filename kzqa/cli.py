@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -17,7 +18,12 @@ app.add_typer(feedback_app, name="feedback")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks of this machine (see also `kzqa eval`).")
 app.add_typer(bench_app, name="bench")
 
+db_app = typer.Typer(no_args_is_help=True, help="A local PostgreSQL + pgvector server (needs: pip install 'kzqa\\[postgres]').")
+app.add_typer(db_app, name="db")
+
 IndexOpt = typer.Option(None, "--index", help="Index folder (default: $KZQA_INDEX or the project's embeddings/).")
+DbOpt = typer.Option(None, "--db", help="PostgreSQL URL (postgresql://…) to use instead of an index folder "
+                     "(default: $KZQA_DATABASE_URL when --index is not given).")
 ModeOpt = typer.Option("hybrid", "--mode", help="hybrid, dense, multilingual or lexical.")
 
 
@@ -26,11 +32,11 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _engine(index: Optional[Path]):
+def _engine(index: Optional[Path], db: Optional[str] = None):
     import kzqa
 
     try:
-        return kzqa.load(index)
+        return kzqa.load(index, db=db)
     except (kzqa.IndexProblem, OSError) as exc:
         _fail(str(exc))
 
@@ -45,10 +51,10 @@ def _check_question(question: str) -> None:
         _fail(str(exc))
 
 
-def _on_engine(index: Optional[Path], question: str, call):
+def _on_engine(index: Optional[Path], db: Optional[str], question: str, call):
     """Check the question, open the index, return ``call(engine)``; any expected error → one line."""
     _check_question(question)
-    engine = _engine(index)
+    engine = _engine(index, db)
     try:
         return call(engine)
     except _expected_errors() as exc:
@@ -74,14 +80,16 @@ def build(
     index_type: str = typer.Option("auto", "--index-type",
                                    help="FAISS index: 'auto' (exact below 100,000 passages, IVF above), "
                                         "'Flat', 'HNSW32', or any FAISS factory string."),
+    db: Optional[str] = DbOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Read, split and embed the corpus into a new index (atomically replacing the old one).
-    Unchanged documents keep their passages and cached embeddings: only what changed is embedded."""
+    """Read, split and embed the corpus into a new index (atomically replacing the old one), in
+    an index folder or, with --db, in PostgreSQL. Unchanged documents keep their passages and
+    cached embeddings: only what changed is embedded."""
     import kzqa
 
     try:
-        summary = kzqa.build(corpus, index, model=model, progress=not as_json, index_type=index_type,
+        summary = kzqa.build(corpus, index, model=model, progress=not as_json, index_type=index_type, db=db,
                              multilingual_model=None if multilingual_model.lower() == "none" else multilingual_model)
     except _expected_errors() as exc:
         _fail(str(exc))
@@ -116,10 +124,11 @@ def search(
     k: int = typer.Option(5, "-k", "--k", min=1, help="Number of passages."),
     mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
+    db: Optional[str] = DbOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
 ) -> None:
     """The passages most relevant to a question, best first."""
-    hits = _on_engine(index, query, lambda engine: engine.search(query, k=k, mode=mode))
+    hits = _on_engine(index, db, query, lambda engine: engine.search(query, k=k, mode=mode))
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
     else:
@@ -132,10 +141,11 @@ def ask(
     k: int = typer.Option(5, "-k", "--k", min=1, help="Number of passages to answer from."),
     mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
+    db: Optional[str] = DbOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
 ) -> None:
     """An answer quoted from the documents, with numbered citations."""
-    answer = _on_engine(index, question, lambda engine: engine.ask(question, k=k, mode=mode))
+    answer = _on_engine(index, db, question, lambda engine: engine.ask(question, k=k, mode=mode))
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -185,6 +195,7 @@ def eval_(
     modes: list[str] = typer.Option(["hybrid"], "--mode", help="Retrieval mode; repeat for several."),
     k: int = typer.Option(10, "-k", "--k", min=1, help="Depth of the ranking (QA). BEIR uses 100."),
     index: Optional[Path] = IndexOpt,
+    db: Optional[str] = DbOpt,
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the report (.json: JSON, else Markdown)."),
@@ -209,7 +220,7 @@ def eval_(
                 typer.echo(f"warning: skipped {p}", err=True)
             if not items:
                 _fail(f"{qa_file}: no valid questions")
-            engine = _engine(index)
+            engine = _engine(index, db)
             reports = [ev.qa_report(ev.run_qa(engine, items, m, k=k, progress=not as_json), m, qa_file, k)
                        for m in modes]
             tables = [f"mode: {r['mode']}\n\n{ev.qa_table(r)}" for r in reports]
@@ -229,6 +240,10 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: loopback only)."),
     port: int = typer.Option(7860, "--port", help="Port."),
     index: Optional[Path] = IndexOpt,
+    db: Optional[str] = DbOpt,
+    feedback_db: Optional[str] = typer.Option(None, "--feedback-db", help="Where votes go: a SQLite path or a "
+                                              "postgresql:// URL of the primary (default: --db, $KZQA_FEEDBACK_URL, "
+                                              "$KZQA_DATABASE_URL, then a local SQLite file)."),
     auth: Optional[str] = typer.Option(None, "--auth", envvar="KZQA_AUTH",
                                        help="user:password to require a login (or $KZQA_AUTH)."),
     share: bool = typer.Option(False, "--share", help="Create a public Gradio share link."),
@@ -237,33 +252,70 @@ def serve(
     from kzqa.ui import launch
 
     try:
-        launch(index=index, host=host, port=port, auth=auth, share=share)
+        launch(index=index, host=host, port=port, auth=auth, share=share, db=db, feedback_db=feedback_db)
     except _expected_errors() as exc:
         _fail(str(exc))
 
 
 @feedback_app.command("export")
 def feedback_export(
-    db: Optional[Path] = typer.Option(None, "--db", help="Feedback database (default: $KZQA_FEEDBACK_DB or "
-                                      "~/.local/share/kzqa/feedback.sqlite3)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Feedback database: a SQLite file or a postgresql:// URL "
+                                     "(default: $KZQA_FEEDBACK_URL, $KZQA_DATABASE_URL, $KZQA_FEEDBACK_DB, "
+                                     "~/.local/share/kzqa/feedback.sqlite3)."),
     out: Optional[Path] = typer.Option(None, "--out", help="JSONL file to write (default: standard output)."),
 ) -> None:
     """Write every feedback record as JSON lines (question, resolved query, answer, passages, vote, time)."""
-    from kzqa.feedback import FeedbackStore, default_path
+    import kzqa
+    from kzqa.feedback import default_path, open_feedback
+    from kzqa.postgres import database_url, is_database_url, redact
 
-    path = db or default_path()
-    if not path.exists():
+    url = db if is_database_url(db) else (None if db else database_url(os.environ.get("KZQA_FEEDBACK_URL")))
+    path = None if url else Path(db) if db else default_path()
+    if path is not None and not path.exists():
         _fail(f"no feedback database at {path}")
     try:
-        store = FeedbackStore(path)
+        store = open_feedback(url or path)
         if out:
             with open(out, "w", encoding="utf-8") as f:
                 n = store.export_jsonl(f)
             typer.echo(f"wrote {n} records to {out}", err=True)
         else:
             store.export_jsonl(sys.stdout)
+    except kzqa.IndexProblem as exc:
+        _fail(str(exc))
     except Exception as exc:  # sqlite3.DatabaseError on a file that is not a database
-        _fail(f"cannot read {path}: {exc}")
+        _fail(f"cannot read {redact(url) if url else path}: {exc}")
+
+
+@db_app.command("start")
+def db_start(
+    data: Optional[Path] = typer.Option(None, "--data", help="Data folder (default: $KZQA_DB_DATA, as root "
+                                        "/var/lib/kzqa/postgres, else ~/.local/share/kzqa/postgres)."),
+    port: int = typer.Option(5433, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
+) -> None:
+    """Initialise (first time) and start PostgreSQL + pgvector on 127.0.0.1; print its URL."""
+    from kzqa import pgserver
+
+    try:
+        server = pgserver.start(data, port=port)
+    except pgserver.ServerProblem as exc:
+        _fail(str(exc))
+    typer.echo(f"PostgreSQL with pgvector is running (data: {server.data}). Use it with:", err=True)
+    typer.echo(server.url)
+
+
+@db_app.command("stop")
+def db_stop(
+    data: Optional[Path] = typer.Option(None, "--data", help="Data folder of the server to stop."),
+) -> None:
+    """Stop the local server started by `kzqa db start`."""
+    from kzqa import pgserver
+
+    try:
+        stopped = pgserver.stop(data)
+    except pgserver.ServerProblem as exc:
+        _fail(str(exc))
+    typer.echo("stopped" if stopped else "no server was running", err=True)
 
 
 def main() -> None:

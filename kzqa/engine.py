@@ -27,6 +27,11 @@ from .store import Store
 MAX_QUESTION_CHARS = 2000
 
 
+def ranked(scored) -> list[tuple[int, float]]:
+    """(row, score) pairs best first, equal scores in row order (whichever store produced them)."""
+    return sorted(((int(r), float(s)) for r, s in scored), key=lambda t: (-t[1], t[0]))
+
+
 class QueryError(ValueError):
     """A question that cannot be searched (empty, unknown mode …)."""
 
@@ -196,16 +201,15 @@ class Engine:
         union of those candidates by its sentence most similar to the query under model X."""
         models = list(dict.fromkeys(c.removesuffix(SENTENCE_SUFFIX) for c in channels if c != LEXICAL))
         vectors = {m: self.encoders[m].encode_queries([query])[0] for m in models}
-        pool = {m: store.top(m, vectors[m], n, within) for m in models}
+        pool = {m: ranked(store.top(m, vectors[m], n, within)) for m in models}
         if LEXICAL in channels:
-            pool[LEXICAL] = store.top(LEXICAL, query, n, within)
+            pool[LEXICAL] = ranked(store.top(LEXICAL, query, n, within))
         out: dict[str, list[tuple[int, float]]] = {}
         union = sorted({row for cands in pool.values() for row, _ in cands})
         for c in channels:
             if c.endswith(SENTENCE_SUFFIX):
                 model = c.removesuffix(SENTENCE_SUFFIX)
-                scored = zip(union, store.best_sentence(model, vectors[model], union))
-                out[c] = sorted(scored, key=lambda t: (-t[1], t[0]))[:n]
+                out[c] = ranked(zip(union, store.best_sentence(model, vectors[model], union)))[:n]
             else:
                 out[c] = pool[c]
         return vectors, out

@@ -1,8 +1,11 @@
-"""👍/👎 feedback from the chat, kept in a local SQLite file and exported as JSONL.
+"""👍/👎 feedback from the chat, kept in a local SQLite file or in PostgreSQL, exported as JSONL.
 
-The file is ``$KZQA_FEEDBACK_DB`` if set, else ``~/.local/share/kzqa/feedback.sqlite3`` (outside
-the repository). Every record holds the question, the resolved query, the answer, the cited
-passage ids, the mode, the vote and the time (UTC, ISO 8601).
+:func:`open_feedback` picks the place: a ``postgresql://`` URL (given, or ``$KZQA_FEEDBACK_URL``,
+else ``$KZQA_DATABASE_URL``) → the table ``kzqa.feedback`` in that database, shared by every app
+replica; otherwise the SQLite file ``$KZQA_FEEDBACK_DB``, else
+``~/.local/share/kzqa/feedback.sqlite3`` (outside the repository). Every record holds the
+question, the resolved query, the answer, the cited passage ids, the mode, the vote and the time
+(UTC, ISO 8601).
 """
 
 from __future__ import annotations
@@ -27,6 +30,19 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS feedback (
 )"""
 
 
+FEEDBACK_URL_ENV = "KZQA_FEEDBACK_URL"
+_COLUMNS = ("time", "vote", "question", "resolved_query", "answer", "passage_ids", "mode", "abstained")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_vote(vote: str) -> None:
+    if vote not in ("up", "down"):
+        raise ValueError("vote must be 'up' or 'down'")
+
+
 def default_path() -> Path:
     env = os.environ.get("KZQA_FEEDBACK_DB")
     return Path(env) if env else Path.home() / ".local" / "share" / "kzqa" / "feedback.sqlite3"
@@ -48,14 +64,11 @@ class FeedbackStore:
     def record(self, *, vote: str, question: str, resolved_query: str, answer: str,
                passage_ids: list[str], mode: str, abstained: bool) -> int:
         """Store one vote ('up' or 'down'); returns its row id."""
-        if vote not in ("up", "down"):
-            raise ValueError("vote must be 'up' or 'down'")
+        _check_vote(vote)
         with self._lock, self._connect() as db:
             cur = db.execute(
-                "INSERT INTO feedback (time, vote, question, resolved_query, answer, passage_ids, mode, abstained)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (datetime.now(timezone.utc).isoformat(timespec="seconds"), vote, question, resolved_query,
-                 answer, json.dumps(passage_ids), mode, int(abstained)))
+                f"INSERT INTO feedback ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (_now(), vote, question, resolved_query, answer, json.dumps(passage_ids), mode, int(abstained)))
             return int(cur.lastrowid)
 
     def rows(self) -> list[dict]:
@@ -69,7 +82,73 @@ class FeedbackStore:
 
     def export_jsonl(self, out) -> int:
         """Write every record as one JSON line to the open text file ``out``; returns the count."""
-        rows = self.rows()
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        return len(rows)
+        return export_jsonl(self.rows(), out)
+
+
+def export_jsonl(rows: list[dict], out) -> int:
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return len(rows)
+
+
+_PG_SCHEMA = """CREATE TABLE IF NOT EXISTS kzqa.feedback (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time text NOT NULL,
+    vote text NOT NULL CHECK (vote IN ('up', 'down')),
+    question text NOT NULL,
+    resolved_query text NOT NULL,
+    answer text NOT NULL,
+    passage_ids jsonb NOT NULL,
+    mode text NOT NULL,
+    abstained boolean NOT NULL
+)"""
+
+
+class PgFeedbackStore:
+    """The same table in PostgreSQL (``kzqa.feedback``): one place for every app replica; each
+    vote is one INSERT, so concurrent writers lose nothing. The URL must reach the primary."""
+
+    def __init__(self, url: str):
+        from .postgres import connect
+
+        self.url = url
+        self._connect = lambda: connect(url, autocommit=False, vectors=False)
+        with self._connect() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x6B7A7166,))  # one creator at a time
+            conn.execute("CREATE SCHEMA IF NOT EXISTS kzqa")
+            conn.execute(_PG_SCHEMA)
+
+    def record(self, *, vote: str, question: str, resolved_query: str, answer: str,
+               passage_ids: list[str], mode: str, abstained: bool) -> int:
+        """Store one vote ('up' or 'down'); returns its row id."""
+        from psycopg.types.json import Jsonb
+
+        _check_vote(vote)
+        with self._connect() as conn:
+            return int(conn.execute(
+                f"INSERT INTO kzqa.feedback ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING id", (_now(), vote, question, resolved_query, answer, Jsonb(passage_ids), mode,
+                                 bool(abstained))).fetchone()[0])
+
+    def rows(self) -> list[dict]:
+        with self._connect() as conn:
+            cur = conn.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM kzqa.feedback ORDER BY id")
+            names = [c.name for c in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def export_jsonl(self, out) -> int:
+        """Write every record as one JSON line to the open text file ``out``; returns the count."""
+        return export_jsonl(self.rows(), out)
+
+
+def open_feedback(target: str | Path | None = None):
+    """The feedback store for ``target``: a postgresql:// URL → :class:`PgFeedbackStore`, a
+    path → :class:`FeedbackStore`; None → $KZQA_FEEDBACK_URL, else $KZQA_DATABASE_URL, else
+    the default SQLite file."""
+    from .postgres import ENV_URL, is_database_url
+
+    if target is None:
+        target = os.environ.get(FEEDBACK_URL_ENV) or os.environ.get(ENV_URL) or None
+    if target is not None and is_database_url(str(target)):
+        return PgFeedbackStore(str(target))
+    return FeedbackStore(target)

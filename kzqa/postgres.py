@@ -27,7 +27,6 @@ show the URL with its password replaced by ``***``.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -40,8 +39,9 @@ import numpy as np
 
 from .corpus import Document
 from .encoders import Encoder, get_encoder
-from .index import (DENSE, LEXICAL, BuildSummary, Embedded, IndexProblem, PreviousIndex, check_fresh,
-                    default_cache_path, embed_channels, lexical_and_stats, manifest_of, prepare, summary_of)
+from .index import (LEXICAL, BuildSummary, Embedded, IndexProblem, check_fresh, default_cache_path,
+                    default_index_path, embed_channels, lexical_and_stats, manifest_of, prepare, read_previous,
+                    seed_cache, summary_of)
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, tokenize
 from .passages import ChunkParams, Passage
 
@@ -67,9 +67,10 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
-def connect(url: str, autocommit: bool = True):
-    """A psycopg connection with pgvector's types registered; IndexProblem (one line, password
-    hidden) when the driver is missing, the server cannot be reached or pgvector is absent."""
+def connect(url: str, autocommit: bool = True, vectors: bool = True):
+    """A psycopg connection (with pgvector's types registered if ``vectors``); IndexProblem (one
+    line, password hidden) when the driver is missing, the server cannot be reached or pgvector
+    is absent."""
     try:
         import psycopg
         from pgvector.psycopg import register_vector
@@ -80,6 +81,8 @@ def connect(url: str, autocommit: bool = True):
     except (psycopg.Error, ValueError) as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise IndexProblem(f"cannot connect to the database at {redact(url)}: {reason}") from exc
+    if not vectors:
+        return conn
     try:
         register_vector(conn)
     except (psycopg.ProgrammingError, psycopg.errors.Error) as exc:
@@ -136,7 +139,7 @@ def _channel_column(channel: str) -> str:
 
 
 def write_generation(conn, documents: list[Document], passages: list[Passage], vectors: dict[str, Embedded],
-                     lexical: LexicalIndex, stats: CorpusStats, manifest: dict, progress: bool = False) -> str:
+                     lexical: LexicalIndex, stats: CorpusStats, manifest: dict) -> str:
     """Inside the caller's transaction: write one generation (tables, HNSW indexes) and make it
     the one readers use; drop generations older than the previous one. Returns its schema."""
     from pgvector import SparseVector
@@ -226,14 +229,16 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
              progress: bool = False, cache: Path | None = None) -> BuildSummary:
     """Read ``corpus``, split and embed it (as :func:`kzqa.index.build`) and write it to the
     database at ``url`` as a new generation that replaces the serving one atomically. Texts
-    embedded before are taken from ``cache`` (default: the default index's cache)."""
+    embedded before are taken from ``cache`` (default: the default index folder's cache, seeded
+    from that index when empty)."""
     import psycopg
 
     started = time.perf_counter()
     _ensure_vector_extension(url)
     prepared = prepare(corpus, model, multilingual_model, params)
-    vectors, embedded = embed_channels(prepared.passages, prepared.encoders, prepared.params,
-                                       cache or default_cache_path(), progress)
+    cache = cache or default_cache_path()
+    seed_cache(read_previous(default_index_path()), default_index_path(), cache, prepared.encoders)
+    vectors, embedded = embed_channels(prepared.passages, prepared.encoders, prepared.params, cache, progress)
     lexical, stats = lexical_and_stats(prepared)
     manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in vectors.items()},
                            str(prepared.corpus_dir.resolve()))
@@ -246,7 +251,7 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
             for statement in _BOOKKEEPING:
                 conn.execute(statement)
             schema = write_generation(conn, prepared.read.documents, prepared.passages, vectors, lexical, stats,
-                                      manifest, progress)
+                                      manifest)
     except psycopg.Error as exc:
         raise IndexProblem(f"the build could not be written to {redact(url)} (nothing was changed): "
                            f"{str(exc).strip().splitlines()[0]}") from exc

@@ -190,7 +190,10 @@ class FileStore:
         return [self.rows[row] for row in rows]
 
     def best_sentence(self, channel: str, query: np.ndarray, rows: Sequence[int]) -> list[float]:
-        return [float(np.max(v @ query)) for v in self.sentence_vectors(channel, rows)]
+        """Each row's best sentence score; summed in float64 and rounded to float32, so that the
+        same sentence in two passages scores exactly the same (a tie, as in pgvector)."""
+        q = np.asarray(query, dtype=np.float64)
+        return [float(np.float32(np.max(v.astype(np.float64) @ q))) for v in self.sentence_vectors(channel, rows)]
 
     def sentence_vectors(self, channel: str, rows: Sequence[int]) -> list[np.ndarray]:
         offsets, vectors = self._sentence_offsets, self._sentence_vectors[channel]
@@ -215,7 +218,7 @@ def faiss_top(index, q: np.ndarray, n: int, allowed: np.ndarray | None = None,
         return []
     if allowed is not None and len(allowed) <= exact_limit:
         vecs = index.reconstruct_batch(np.asarray(allowed, dtype=np.int64))
-        scores = vecs @ q
+        scores = (vecs.astype(np.float64) @ q.astype(np.float64)).astype(np.float32)  # equal vectors tie exactly
         best = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
         return sorted(((int(allowed[i]), float(scores[i])) for i in best), key=lambda t: (-t[1], t[0]))
     selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None

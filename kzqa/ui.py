@@ -15,7 +15,7 @@ import gradio as gr
 from .answer import ANSWERED, CONTEXT_LABEL, PARTIAL, PARTIAL_LABEL, Answer
 from .backends import load
 from .engine import MAX_QUESTION_CHARS, Engine, QueryError
-from .feedback import FeedbackStore
+from .feedback import FeedbackStore, PgFeedbackStore, open_feedback
 from .followup import resolve_followup
 from .retrieve import DEFAULT_MODE, MODES, Hit
 
@@ -122,9 +122,9 @@ def new_session() -> dict:
     return {"queries": [], "records": {}}
 
 
-def build_app(engine: Engine, feedback: FeedbackStore | None = None) -> gr.Blocks:
+def build_app(engine: Engine, feedback: FeedbackStore | PgFeedbackStore | None = None) -> gr.Blocks:
     """The chat page and the named API endpoints /ask and /search."""
-    feedback = feedback or FeedbackStore()
+    feedback = feedback or open_feedback()
     doc_choices = [(d.title, d.doc_id) for d in engine.documents.values()]
 
     def respond(message: str, history: list, session: dict, k: int, mode: str, doc_ids: list):
@@ -219,11 +219,14 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
 
 
 def launch(index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
-           auth: str | None = None, share: bool = False) -> None:
-    """Serve the chat on host:port (loopback by default; a share link only with share=True)."""
+           auth: str | None = None, share: bool = False, db: str | None = None,
+           feedback_db: str | None = None) -> None:
+    """Serve the chat on host:port (loopback by default; a share link only with share=True) from
+    the index folder ``index`` or the database ``db``. Feedback goes to ``feedback_db`` (a path or
+    URL), else to ``db`` (a read replica cannot take it: give the primary), else the default."""
     credentials = parse_auth(auth)
-    engine = load(index)
-    demo = build_app(engine)
+    engine = load(index, db=db)
+    demo = build_app(engine, open_feedback(feedback_db or db))
     demo.queue(default_concurrency_limit=4, max_size=64).launch(
         server_name=host, server_port=port, share=share, auth=credentials, css=CSS, head=HEAD,
         footer_links=["api"], show_error=True)

