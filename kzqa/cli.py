@@ -172,15 +172,19 @@ def bench_scale(
     passages: int = typer.Option(..., "--passages", min=100, help="Passages of the synthetic index."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report here."),
+    db: Optional[str] = typer.Option(None, "--db", help="Also copy the index into this PostgreSQL database "
+                                     "(it becomes the serving index there) and measure it in the same run."),
 ) -> None:
     """Build a synthetic index of N passages (real sentences, vectors drawn around real
     embeddings) in a temporary folder and report build time, disk, memory after load, search
-    latency per mode and recall@10 of the approximate index against exact search."""
+    latency per mode and recall@10 of the approximate index against exact search; with --db,
+    the same for PostgreSQL + pgvector beside it."""
+    import kzqa
     from kzqa import scale
 
     try:
-        report = scale.run(passages, progress=not as_json)
-    except (OSError, RuntimeError, MemoryError) as exc:
+        report = scale.run(passages, progress=not as_json, db=db)
+    except (OSError, RuntimeError, MemoryError, kzqa.IndexProblem) as exc:
         _fail(f"scale benchmark failed: {exc}")
     if out:
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -231,10 +231,8 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     database at ``url`` as a new generation that replaces the serving one atomically. Texts
     embedded before are taken from ``cache`` (default: the default index folder's cache, seeded
     from that index when empty)."""
-    import psycopg
-
     started = time.perf_counter()
-    _ensure_vector_extension(url)
+    _ensure_vector_extension(url)  # fail before the embedding work when the database is unusable
     prepared = prepare(corpus, model, multilingual_model, params)
     cache = cache or default_cache_path()
     seed_cache(read_previous(default_index_path()), default_index_path(), cache, prepared.encoders)
@@ -242,22 +240,32 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     lexical, stats = lexical_and_stats(prepared)
     manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in vectors.items()},
                            str(prepared.corpus_dir.resolve()))
+    schema = write_serving(url, prepared.read.documents, prepared.passages, vectors, lexical, stats, manifest)
+    return summary_of(prepared, f"{redact(url)} ({schema})", started, embedded)
+
+
+def write_serving(url: str, documents: list[Document], passages: list[Passage], vectors: dict[str, Embedded],
+                  lexical: LexicalIndex, stats: CorpusStats, manifest: dict) -> str:
+    """Write a generation to the database at ``url`` and make it the serving one, in one
+    transaction under the build lock; returns its schema. IndexProblem (nothing changed) if
+    another build holds the lock or the database refuses the write."""
+    import psycopg
+
+    _ensure_vector_extension(url)
     conn = connect(url, autocommit=False)
     try:
         with conn.transaction():
             if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (BUILD_LOCK,)).fetchone()[0]:
                 raise IndexProblem(f"another kzqa build is writing to {redact(url)}; wait for it to finish")
-            conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
             for statement in _BOOKKEEPING:
                 conn.execute(statement)
-            schema = write_generation(conn, prepared.read.documents, prepared.passages, vectors, lexical, stats,
-                                      manifest)
+            return write_generation(conn, documents, passages, vectors, lexical, stats, manifest)
     except psycopg.Error as exc:
         raise IndexProblem(f"the build could not be written to {redact(url)} (nothing was changed): "
                            f"{str(exc).strip().splitlines()[0]}") from exc
     finally:
         conn.close()
-    return summary_of(prepared, f"{redact(url)} ({schema})", started, embedded)
 
 
 # ---------------------------------------------------------------- read

@@ -175,27 +175,30 @@ def _percentiles(ms: list[float]) -> dict:
     return {"p50": round(float(np.percentile(ms, 50)), 2), "p95": round(float(np.percentile(ms, 95)), 2)}
 
 
-def _recall(engine, exact: np.ndarray, queries: np.ndarray, allowed: np.ndarray | None) -> float:
-    from .store import faiss_top
-
-    index = engine.store.vectors["dense"]
+def _recall(store, exact: np.ndarray, queries: np.ndarray, allowed: np.ndarray | None, within=None) -> float:
+    """Mean share of the exact top 10 (NumPy over ``exact``, among ``allowed`` rows) that the
+    store's dense channel returns (inside ``within``, the store's filter for the same rows)."""
     total = 0.0
     for q in queries:
         scores = exact @ q if allowed is None else exact[allowed] @ q
         best = np.argpartition(-scores, 9)[:10]
         truth = set(best.tolist()) if allowed is None else set(allowed[best].tolist())
-        got = {row for row, _ in faiss_top(index, q, 10, allowed)}
+        got = {row for row, _ in store.top("dense", q, 10, within)}
         total += len(truth & got) / 10
     return round(total / len(queries), 4)
 
 
-def measure(index_dir: Path, questions: list[str]) -> dict:
-    """Load the index in this (fresh) process and measure it: RSS after load, search latency
-    per mode with and without question encoding, recall@10 against exact search (the exact
-    vectors are read back from the index after the RSS reading)."""
+def measure(index_dir: Path, questions: list[str], db: str | None = None) -> dict:
+    """Load the index (the folder, or its copy in the database ``db``) in this (fresh) process
+    and measure it: RSS after load, search latency per mode with and without question encoding,
+    recall@10 against exact search (the exact vectors are read back from the folder's FAISS
+    index after the RSS reading)."""
+    import faiss
+
     import kzqa
 
-    engine = kzqa.load(index_dir, check=False)
+    engine = kzqa.load(None if db else index_dir, check=False, db=db)
+    store = engine.store.current()
     rss = _rss_mb()
     timings: dict = {"excluding_encoding": {}, "including_encoding": {}}
     for label in ("including_encoding", "excluding_encoding"):
@@ -218,26 +221,87 @@ def measure(index_dir: Path, questions: list[str]) -> dict:
         if not {h.doc_id for h in hits} <= set(filtered_docs):
             raise AssertionError("a filtered search returned a passage of another document")
     timings["excluding_encoding"]["hybrid, 1% of documents"] = _percentiles(fms)
-    index = engine.store.vectors["dense"]
-    exact = index.reconstruct_n(0, index.ntotal)  # IVF/Flat keep the vectors as they were added
+    index = faiss.read_index(str(index_dir / "dense.faiss"))
+    exact = _exact_vectors(index)
     rng = np.random.default_rng(1)
-    queries = exact[rng.integers(0, index.ntotal, 100)]
+    queries = exact[rng.integers(0, len(exact), 100)]
     queries = queries + 0.5 * rng.standard_normal(queries.shape).astype(np.float32) / np.sqrt(queries.shape[1])
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    allowed = engine.store.restrict(filtered_docs)
-    return {"index_type": engine.manifest["channels"]["dense"]["index_type"], "rss_mb": round(rss, 1),
+    allowed = _rows_of_documents(filtered_docs, len(exact))
+    return {"store": "postgresql" if db else "files", "index_type": engine.manifest["channels"]["dense"]["index_type"],
+            "rss_mb": round(rss, 1),
             "search_ms": timings["excluding_encoding"], "search_ms_including_encoding": timings["including_encoding"],
-            "recall_at_10": _recall(engine, exact, queries, None),
-            "filtered_recall_at_10": _recall(engine, exact, queries, allowed),
+            "recall_at_10": _recall(store, exact, queries, None),
+            "filtered_recall_at_10": _recall(store, exact, queries, allowed, store.restrict(filtered_docs)),
             "filter": {"documents": len(filtered_docs), "passages": int(len(allowed))}, "questions": len(questions)}
 
 
-def run(passages: int, questions: list[str] | None = None, progress: bool = False) -> dict:
-    """Build a synthetic index of ``passages`` passages in a temporary folder, then measure it
-    in a fresh process (so that its resident memory is the loaded index's, not the build's)."""
+def _exact_vectors(index) -> np.ndarray:
+    from .store import ready_for_search
+
+    return ready_for_search(index).reconstruct_n(0, index.ntotal)  # IVF/Flat keep the vectors as added
+
+
+def _rows_of_documents(doc_ids: list[str], n: int) -> np.ndarray:
+    """Rows of the synthetic documents ``docNNNNNNN`` (PASSAGES_PER_DOCUMENT passages each)."""
+    docs = np.array([int(d[3:]) for d in doc_ids])
+    rows = np.arange(n)
+    return rows[np.isin(rows // PASSAGES_PER_DOCUMENT, docs)]
+
+
+def copy_to_database(index_dir: Path, url: str) -> None:
+    """Write the index folder's contents (passages, vectors, BM25, statistics) to the database
+    as its serving generation, without embedding anything again."""
+    import faiss
+
+    from .index import LEXICAL, Embedded, _read_jsonl, read_stats
+    from .corpus import Document
+    from .lexical import LexicalIndex
+    from .passages import Passage
+    from .postgres import write_serving
+
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    documents = [Document.from_dict(d) for d in _read_jsonl(index_dir / "documents.jsonl")]
+    passages = [Passage.from_dict(p) for p in _read_jsonl(index_dir / "passages.jsonl")]
+    vectors = {}
+    for channel, entry in manifest["channels"].items():
+        if "fingerprint" in entry:
+            vectors[channel] = Embedded(entry, _exact_vectors(faiss.read_index(str(index_dir / entry["file"]))),
+                                        np.load(index_dir / f"{channel}.sentences.npy", mmap_mode="r"))
+    write_serving(url, documents, passages, vectors, LexicalIndex.load(index_dir / LEXICAL),
+                  read_stats(index_dir / "stats.json"), manifest)
+
+
+def _database_size_mb(url: str) -> float:
+    from .postgres import connect
+
+    with connect(url) as conn:
+        schema = conn.execute("SELECT g.schema_name FROM kzqa.serving s JOIN kzqa.generations g "
+                              "ON g.id = s.generation").fetchone()[0]
+        size = conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'", (schema,)).fetchone()[0]
+    return round(float(size) / 2 ** 20, 1)
+
+
+def _measure_in_child(index_dir: Path, questions: Path, db: str | None = None) -> dict:
     import subprocess
     import sys
 
+    from .postgres import ENV_URL
+
+    args = [sys.executable, "-m", "kzqa.scale", "--measure", str(index_dir), str(questions)] + (["--db"] if db else [])
+    env = {k: v for k, v in os.environ.items() if k != ENV_URL} | ({ENV_URL: db} if db else {})
+    child = subprocess.run(args, capture_output=True, text=True, env=env)  # the URL never on a command line
+    if child.returncode != 0:
+        raise RuntimeError(f"measuring the index failed: {child.stderr.strip().splitlines()[-1:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def run(passages: int, questions: list[str] | None = None, progress: bool = False, db: str | None = None) -> dict:
+    """Build a synthetic index of ``passages`` passages in a temporary folder, then measure it
+    in a fresh process (so that its resident memory is the loaded index's, not the build's).
+    With ``db``, the same index is also copied into that database and measured there in the
+    same run (``postgresql``: its load seconds, size and figures)."""
     folder = Path(tempfile.mkdtemp(prefix="kzqa-scale-"))
     index_dir = folder / "index"
     try:
@@ -245,13 +309,17 @@ def run(passages: int, questions: list[str] | None = None, progress: bool = Fals
         build_synthetic(index_dir, passages, progress=progress)
         build_s = time.perf_counter() - started
         disk = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
-        (folder / "questions.json").write_text(json.dumps(questions or dev_questions()))
-        child = subprocess.run([sys.executable, "-m", "kzqa.scale", "--measure", str(index_dir),
-                                str(folder / "questions.json")], capture_output=True, text=True)
-        if child.returncode != 0:
-            raise RuntimeError(f"measuring the index failed: {child.stderr.strip().splitlines()[-1:]}")
-        measured = json.loads(child.stdout.strip().splitlines()[-1])
-        return {"passages": passages, "build_s": round(build_s, 1), "disk_mb": round(disk / 2 ** 20, 1), **measured}
+        questions_file = folder / "questions.json"
+        questions_file.write_text(json.dumps(questions or dev_questions()))
+        report = {"passages": passages, "build_s": round(build_s, 1), "disk_mb": round(disk / 2 ** 20, 1),
+                  **_measure_in_child(index_dir, questions_file)}
+        if db:
+            started = time.perf_counter()
+            copy_to_database(index_dir, db)
+            load_s = time.perf_counter() - started
+            report["postgresql"] = {"passages": passages, "build_s": round(load_s, 1),
+                                    "disk_mb": _database_size_mb(db), **_measure_in_child(index_dir, questions_file, db)}
+        return report
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -261,6 +329,7 @@ def scale_table(reports: list[dict]) -> str:
 
     headers = ["passages", "index", "build s", "disk MB", "RSS MB", "hybrid p50", "hybrid p95", "dense p95",
                "lexical p95", "hybrid p95 incl. encoding", "filtered 1% p95", "recall@10", "filtered recall@10"]
+    reports = [x for r in reports for x in [r] + ([r["postgresql"]] if "postgresql" in r else [])]
     rows = [[r["passages"], r["index_type"], r["build_s"], r["disk_mb"], r["rss_mb"],
              r["search_ms"]["hybrid"]["p50"], r["search_ms"]["hybrid"]["p95"], r["search_ms"]["dense"]["p95"],
              r["search_ms"]["lexical"]["p95"], r["search_ms_including_encoding"]["hybrid"]["p95"],
@@ -279,7 +348,8 @@ if __name__ == "__main__":  # the measuring child of run(): python -m kzqa.scale
     import sys
 
     if sys.argv[1:2] == ["--measure"]:
-        result = measure(Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()))
+        db = os.environ.get("KZQA_DATABASE_URL") if sys.argv[4:5] == ["--db"] else None
+        result = measure(Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()), db)
     else:
         result = run(int(sys.argv[1]), progress=True)
     print(json.dumps(result))
