@@ -123,12 +123,20 @@ class PgFeedbackStore:
         """Store one vote ('up' or 'down'); returns its row id."""
         from psycopg.types.json import Jsonb
 
+        import psycopg
+
+        from .postgres import IndexProblem, redact
+
         _check_vote(vote)
-        with self._connect() as conn:
-            return int(conn.execute(
-                f"INSERT INTO kzqa.feedback ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                "RETURNING id", (_now(), vote, question, resolved_query, answer, Jsonb(passage_ids), mode,
-                                 bool(abstained))).fetchone()[0])
+        try:
+            with self._connect() as conn:
+                return int(conn.execute(
+                    f"INSERT INTO kzqa.feedback ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                    "RETURNING id", (_now(), vote, question, resolved_query, answer, Jsonb(passage_ids), mode,
+                                     bool(abstained))).fetchone()[0])
+        except psycopg.Error as exc:  # e.g. a read-only replica
+            raise IndexProblem(f"the vote could not be stored in {redact(self.url)}: "
+                               f"{str(exc).strip().splitlines()[0]}") from exc
 
     def rows(self) -> list[dict]:
         with self._connect() as conn:

@@ -287,11 +287,13 @@ class _Connections:
             self._local.conn = conn
         return conn
 
-    def query(self, statement, params=()) -> list[tuple]:
+    def query(self, statement, params=(), binary: bool = False) -> list[tuple]:
+        """All rows of one statement (``binary``: results in PostgreSQL's binary format, which
+        reads vectors several times faster than text)."""
         import psycopg
 
         try:
-            return self.get().execute(statement, params).fetchall()
+            return self.get().execute(statement, params, binary=binary).fetchall()
         except psycopg.OperationalError as exc:
             self._local.conn = None
             raise IndexProblem(f"the database at {redact(self.url)} stopped answering: "
@@ -381,7 +383,8 @@ class PgGeneration:
                 raise IndexProblem(f"this index has no '{channel}' channel")
             column, vector, positive = sql.Identifier(channel), np.asarray(query, dtype=np.float32), sql.SQL("")
         where = sql.SQL("WHERE doc_id = ANY(%(docs)s)") if within is not None else sql.SQL("WHERE true")
-        statement = sql.SQL("SELECT row, -({c} <#> %(q)s) FROM {s}.passages {w}{p} ORDER BY {c} <#> %(q)s, row "
+        # ORDER BY the distance alone, so that the HNSW index can serve it (ties: the engine orders by row)
+        statement = sql.SQL("SELECT row, -({c} <#> %(q)s) FROM {s}.passages {w}{p} ORDER BY {c} <#> %(q)s "
                             "LIMIT %(n)s").format(c=column, s=self._s, w=where, p=positive)
         rows = self._connections.query(statement, {"q": vector, "docs": list(within or []), "n": int(n)})
         return [(int(r), float(score)) for r, score in rows]
@@ -428,7 +431,7 @@ class PgGeneration:
         by_row: dict[int, list[np.ndarray]] = {r: [] for r in rows}
         for r, vector in self._connections.query(
                 sql.SQL("SELECT row, {c} FROM {s}.sentences WHERE row = ANY(%s) ORDER BY row, position")
-                .format(c=sql.Identifier(channel), s=self._s), (rows,)):
+                .format(c=sql.Identifier(channel), s=self._s), (rows,), binary=True):
             by_row[r].append(np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32))
         return [np.vstack(by_row[r]) if by_row[r] else np.zeros((0, 0), dtype=np.float32) for r in rows]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import sqlite3
 from pathlib import Path
 
 import gradio as gr
@@ -16,6 +17,7 @@ from .answer import ANSWERED, CONTEXT_LABEL, PARTIAL, PARTIAL_LABEL, Answer
 from .backends import load
 from .engine import MAX_QUESTION_CHARS, Engine, QueryError
 from .feedback import FeedbackStore, PgFeedbackStore, open_feedback
+from .index import IndexProblem
 from .followup import resolve_followup
 from .retrieve import DEFAULT_MODE, MODES, Hit
 
@@ -140,7 +142,7 @@ def build_app(engine: Engine, feedback: FeedbackStore | PgFeedbackStore | None =
         resolved = resolve_followup(session["queries"], question)
         try:
             answer = engine.ask(resolved, k=int(k), mode=mode, doc_ids=list(doc_ids or []) or None)
-        except QueryError as exc:
+        except (QueryError, IndexProblem) as exc:  # IndexProblem: the database stopped answering
             yield history + [{"role": "assistant", "content": as_text(str(exc))}], "", gr.skip(), session
             return
         session["queries"].append(answer.question)
@@ -156,7 +158,11 @@ def build_app(engine: Engine, feedback: FeedbackStore | PgFeedbackStore | None =
         record = (session or {}).get("records", {}).get(index)
         if record is None:
             return
-        feedback.record(vote="up" if data.liked is True or data.liked == "Like" else "down", **record)
+        try:
+            feedback.record(vote="up" if data.liked is True or data.liked == "Like" else "down", **record)
+        except (IndexProblem, OSError, sqlite3.Error) as exc:
+            gr.Warning(f"Your feedback could not be saved: {exc}")
+            return
         gr.Info("Thanks — your feedback was saved.")
 
     def clear():
@@ -167,14 +173,14 @@ def build_app(engine: Engine, feedback: FeedbackStore | PgFeedbackStore | None =
         text with [n] markers, abstained, citations."""
         try:
             return engine.ask(question, k=int(k), mode=mode).to_dict()
-        except QueryError as exc:
+        except (QueryError, IndexProblem) as exc:
             raise gr.Error(str(exc)) from exc
 
     def api_search(query: str, k: int = 5, mode: str = DEFAULT_MODE) -> dict:
         """The k most relevant passages, best first."""
         try:
             return {"query": query, "hits": [h.to_dict() for h in engine.search(query, k=int(k), mode=mode)]}
-        except QueryError as exc:
+        except (QueryError, IndexProblem) as exc:
             raise gr.Error(str(exc)) from exc
 
     with gr.Blocks(title="kzqa — Kazakhstan–China relations") as demo:

@@ -256,3 +256,29 @@ def test_feedback_from_eight_concurrent_writers(new_database, tmp_path):
 def test_redact_hides_only_the_password():
     assert redact("postgresql://kzqa:s3cret@127.0.0.1:5433/kzqa") == "postgresql://kzqa:***@127.0.0.1:5433/kzqa"
     assert redact("postgresql://127.0.0.1/kzqa") == "postgresql://127.0.0.1/kzqa"
+
+
+def test_db_start_prints_a_url_and_db_stop_stops_it(tmp_path):
+    import tempfile
+
+    from conftest import free_port
+
+    folder = tempfile.mkdtemp(prefix="kzqa-test-cli-pg-", dir="/tmp")
+    os.chmod(folder, 0o755)
+    data = os.path.join(folder, "data")
+    try:
+        started = run_cli("db", "start", "--data", data, "--port", str(free_port()))
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.strip()
+        assert url.startswith("postgresql://kzqa:") and len(started.stdout.strip().splitlines()) == 1
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone()[0] == 1
+        assert run_cli("db", "start", "--data", data).stdout.strip() == url  # already running: same server
+        stopped = run_cli("db", "stop", "--data", data)
+        assert stopped.returncode == 0 and "stopped" in stopped.stderr
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=3)
+        assert "no server" in run_cli("db", "stop", "--data", data).stderr
+    finally:
+        run_cli("db", "stop", "--data", data)
+        shutil.rmtree(folder, ignore_errors=True)
