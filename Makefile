@@ -16,9 +16,16 @@ export HF_HUB_OFFLINE = 1
 $(PYTHON):
 	$(BASE_PYTHON) -m venv $(VENV)
 
-install: $(PYTHON)
+# Installs run again only when pyproject.toml changed since the last successful install (the
+# stamp file), so a second `make run` on a set-up clone starts at once.
+STAMP := $(VENV)/.kzqa-installed
+
+$(STAMP): pyproject.toml | $(PYTHON)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_INDEX) "$(TORCH_SPEC)"
 	$(PIP) install -e ".[dev,postgres]"
+	touch $(STAMP)
+
+install: $(STAMP)
 
 run: install
 	$(PYTHON) app.py

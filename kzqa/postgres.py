@@ -281,8 +281,10 @@ class _Connections:
     def get(self):
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
+            from psycopg import sql
+
             conn = connect(self.url)
-            conn.execute("SET hnsw.ef_search = %s" % int(HNSW_EF_SEARCH))
+            conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(HNSW_EF_SEARCH)))
             conn.execute("SET hnsw.iterative_scan = strict_order")  # filters keep up to n rows
             self._local.conn = conn
         return conn
