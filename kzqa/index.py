@@ -38,6 +38,7 @@ from .corpus import Corpus, Document, Problem, file_hashes, read_corpus
 from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, Encoder, get_encoder
 from .embedcache import EmbeddingCache
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, corpus_stats
+from .onnxmodels import OnnxEncoder, cached_export, file_sha256, onnx_available
 from .passages import ChunkParams, Passage, split_documents
 from .store import HNSW_EF_SEARCH, FileStore, JsonlRows, LazyDocuments, LazyPassages, ready_for_search
 
@@ -214,9 +215,10 @@ def write_texts(folder: Path, documents: list[Document], passages: list[Passage]
 
 
 def write_vectors(folder: Path, vectors: dict[str, Embedded], lexical: LexicalIndex, stats: CorpusStats,
-                  index_type: str) -> dict:
+                  index_type: str, query_models: dict[str, Path] | None = None) -> dict:
     """Write the FAISS, sentence-vector, BM25 and statistics files of an index folder (of
-    ``len(vectors[c].passages)`` passages); return the channels' manifest entries."""
+    ``len(vectors[c].passages)`` passages), and a copy of each channel's exported question
+    encoder (``query_models``, see :mod:`kzqa.onnxmodels`); return the channels' manifest entries."""
     import faiss
 
     channels: dict[str, dict] = {}
@@ -225,6 +227,11 @@ def write_vectors(folder: Path, vectors: dict[str, Embedded], lexical: LexicalIn
         faiss.write_index(faiss_index(embedded.passages, kind), str(folder / f"{channel}.faiss"))
         np.save(folder / f"{channel}.sentences.npy", embedded.sentences)
         channels[channel] = {**embedded.entry, "index_type": kind, "file": f"{channel}.faiss"}
+        if query_models and channel in query_models:
+            shutil.copytree(query_models[channel], folder / f"{channel}.onnx")
+            meta = json.loads((folder / f"{channel}.onnx" / "onnx.json").read_text(encoding="utf-8"))
+            channels[channel]["query_model"] = {"folder": f"{channel}.onnx", "runtime": "onnxruntime",
+                                                "quantized": meta["quantized"], "files": meta["files"]}
     lexical.save(folder / LEXICAL)
     write_stats(folder / "stats.json", stats)
     channels[LEXICAL] = dict(LEXICAL_SETTINGS)
@@ -360,7 +367,8 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
         seed_cache(previous, target, cache, prepared.encoders)
         vectors, embedded = embed_channels(prepared.passages, prepared.encoders, prepared.params, cache, progress)
         lexical, stats = lexical_and_stats(prepared)
-        channels = write_vectors(tmp, vectors, lexical, stats, index_type)
+        query_models = {c: f for c, e in prepared.encoders.items() if (f := cached_export(e, cache)) is not None}
+        channels = write_vectors(tmp, vectors, lexical, stats, index_type, query_models)
         manifest = manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
@@ -501,6 +509,21 @@ def check_fresh(manifest: dict, encoders: dict[str, Encoder], where: str, rebuil
         raise IndexProblem(f"{where} is stale: {'; '.join(changes)}. Rebuild with: {rebuild}")
 
 
+def query_encoder(path: Path, entry: dict, rebuild: str) -> Encoder:
+    """The encoder for a channel's questions: the index's own ONNX export when it has one (no
+    torch; its files checked against the manifest), else the model named in the manifest."""
+    exported = entry.get("query_model")
+    if exported and onnx_available():
+        folder = path / exported["folder"]
+        damaged = [f for f, digest in exported["files"].items()
+                   if not (folder / f).exists() or file_sha256(folder / f) != digest]
+        if damaged:
+            raise IndexProblem(f"index at {path} is corrupt ({exported['folder']}: {', '.join(damaged)} changed "
+                               f"or missing). Rebuild with: {rebuild}")
+        return OnnxEncoder(folder)
+    return get_encoder(entry["model"])
+
+
 def open_index(path: str | Path | None = None, check: bool = True) -> tuple[FileStore, dict[str, Encoder]]:
     """Open an index folder as a store and load its models; refuse it if stale (``check``) or broken."""
     import faiss
@@ -509,7 +532,7 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[File
     _restore_interrupted_swap(path)
     manifest = read_manifest(path)
     dense_channels = [c for c, e in manifest.get("channels", {}).items() if "fingerprint" in e]
-    encoders = {c: get_encoder(manifest["channels"][c]["model"]) for c in dense_channels}
+    encoders = {c: query_encoder(path, manifest["channels"][c], rebuild_command(manifest, path)) for c in dense_channels}
     if check:
         check_fresh(manifest, encoders, f"index at {path}", rebuild_command(manifest, path), path.parent)
     try:

