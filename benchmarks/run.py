@@ -89,6 +89,45 @@ def run_postgres() -> None:
     subprocess.run([sys.executable, str(HERE / "postgres.py")], check=True)
 
 
+def run_speed_bench() -> None:
+    """`kzqa bench speed` → results/speed-bench.json."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "kzqa.cli", "bench", "speed", "--json", "--out",
+                    str(RESULTS / "speed-bench.json")], check=True, stdout=subprocess.DEVNULL)
+
+
+def speed_bench_section() -> list[str]:
+    from kzqa.speed import speed_table
+
+    r = _load("speed-bench.json")
+    if not r:
+        return []
+    hybrid, ref = r["search_ms"]["hybrid"], r["reference_search_ms"]
+    single = r["ask_ms"]["hybrid"]
+    c4, c32 = r["concurrent"]["4"], r["concurrent"]["32"]
+    targets = [
+        ["hybrid search p95 ≤ reference p95", f"{hybrid['p95']} vs {ref['p95']} ms ({hybrid['p95'] / ref['p95']:.2f}×)",
+         "✓" if hybrid["p95"] <= ref["p95"] else "✗"],
+        ["launch → first answer ≤ import gradio + 1 s", f"{r['first_answer_s']} vs {r['gradio_import_s']} + 1 s",
+         "✓" if r["first_answer_s"] <= round(r["gradio_import_s"] + 1, 2) else "✗"],
+        ["serving never imports torch", str(not r["serving_imports_torch"]), "✓" if not r["serving_imports_torch"] else "✗"],
+        ["cold `kzqa ask` ≤ ½ × import torch", f"{r['cold_ask_s']} vs {r['torch_import_s']} / 2 s",
+         "✓" if r["cold_ask_s"] <= r["torch_import_s"] / 2 else "✗"],
+        ["4 threads: ask p95 ≤ 2 × one user's", f"{r['ask_4_threads']['p95']} vs 2 × {single['p95']} ms",
+         "✓" if r["ask_4_threads"]["p95"] <= 2 * single["p95"] else "✗"],
+        ["32 users over HTTP: ≥ 30 answers/s, p95 ≤ 1.5 s, 0 errors",
+         f"{c32['answers_per_s']}/s, p95 {c32['p95'] / 1000:.2f} s, {c32['errors']} errors",
+         "✓" if c32["answers_per_s"] >= 30 and c32["p95"] <= 1500 and not c32["errors"] else "✗"],
+    ]
+    return ["## Speed (`kzqa bench speed`)", "",
+            f"One run on {r['machine']}, {r['date']}, {r['questions']} dev questions, one at a time unless said. "
+            "The reference is a plain sentence-transformers (torch) + FAISS flat pipeline over the same passages, "
+            f"measured in the same run. 4 HTTP users: {c4['answers_per_s']} answers/s, p95 {c4['p95']} ms.", "",
+            speed_table(r), "", "Targets of issue 11, as measured in this run:", "",
+            ev.markdown_table(["target", "measured", ""], targets), ""]
+
+
 def postgres_section() -> list[str]:
     from kzqa.scale import scale_table
 
@@ -288,6 +327,7 @@ def render() -> str:
                   f"embedded ({dense.get('docs_per_s') or '–'} documents/s), {dense.get('cached', 0)} from the "
                   "cache (content-hash keyed, `~/.cache/kzqa`).", ""]
     parts += issue8_targets(dev.get("hybrid"))
+    parts += speed_bench_section()
     parts += postgres_section()
     parts += scale_section()
     for name in ("tuning.md", "answer-tuning.md"):
@@ -327,6 +367,8 @@ def main() -> None:
             run_scale()
         if not args.skip_postgres and not args.only_scifact:
             run_postgres()
+        if not args.only_scifact:
+            run_speed_bench()
     (HERE / "results.md").write_text(render())
     print(f"wrote {HERE / 'results.md'}")
 

@@ -96,6 +96,9 @@ class SentenceTransformerEncoder:
         return self._encode([self.query_prefix + t for t in texts], False)
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)  # bulk work: every core (OMP_NUM_THREADS is 1 for questions)
         return self._encode([self.passage_prefix + t for t in texts], progress)
 
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
