@@ -27,6 +27,8 @@ show the URL with its password replaced by ``***``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 import time
@@ -43,6 +45,7 @@ from .index import (LEXICAL, BuildSummary, Embedded, IndexProblem, check_fresh, 
                     default_index_path, embed_channels, lexical_and_stats, manifest_of, prepare, read_previous,
                     seed_cache, summary_of)
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, tokenize
+from .onnxmodels import MODEL_FILE, META, TOKENIZER_FILE, OnnxEncoder, cached_export, file_sha256, onnx_available
 from .passages import ChunkParams, Passage
 
 ENV_URL = "KZQA_DATABASE_URL"
@@ -221,7 +224,25 @@ _BOOKKEEPING = [
     "created_at timestamptz NOT NULL DEFAULT now())",
     "CREATE TABLE IF NOT EXISTS kzqa.serving (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), "
     "generation bigint NOT NULL REFERENCES kzqa.generations (id))",
+    "CREATE TABLE IF NOT EXISTS kzqa.model_files (sha256 text PRIMARY KEY, content bytea NOT NULL)",
 ]
+
+
+def upload_query_models(conn, query_models: dict[str, Path]) -> dict[str, dict]:
+    """Store the files of each channel's exported question encoder in ``kzqa.model_files`` (once
+    per content: keyed by sha256); return each channel's manifest entry naming them."""
+    entries = {}
+    for channel, folder in query_models.items():
+        files = {}
+        for name in (META, MODEL_FILE, TOKENIZER_FILE):
+            digest = file_sha256(folder / name)
+            if not conn.execute("SELECT 1 FROM kzqa.model_files WHERE sha256 = %s", (digest,)).fetchone():
+                conn.execute("INSERT INTO kzqa.model_files (sha256, content) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                             (digest, (folder / name).read_bytes()))
+            files[name] = digest
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        entries[channel] = {"runtime": "onnxruntime", "quantized": meta["quantized"], "files": files}
+    return entries
 
 
 def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
@@ -240,15 +261,19 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     lexical, stats = lexical_and_stats(prepared)
     manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in vectors.items()},
                            str(prepared.corpus_dir.resolve()))
-    schema = write_serving(url, prepared.read.documents, prepared.passages, vectors, lexical, stats, manifest)
+    query_models = {c: f for c, e in prepared.encoders.items() if (f := cached_export(e, cache)) is not None}
+    schema = write_serving(url, prepared.read.documents, prepared.passages, vectors, lexical, stats, manifest,
+                           query_models)
     return summary_of(prepared, f"{redact(url)} ({schema})", started, embedded)
 
 
 def write_serving(url: str, documents: list[Document], passages: list[Passage], vectors: dict[str, Embedded],
-                  lexical: LexicalIndex, stats: CorpusStats, manifest: dict) -> str:
-    """Write a generation to the database at ``url`` and make it the serving one, in one
-    transaction under the build lock; returns its schema. IndexProblem (nothing changed) if
-    another build holds the lock or the database refuses the write."""
+                  lexical: LexicalIndex, stats: CorpusStats, manifest: dict,
+                  query_models: dict[str, Path] | None = None) -> str:
+    """Write a generation (with the channels' exported question encoders, ``query_models``) to
+    the database at ``url`` and make it the serving one, in one transaction under the build
+    lock; returns its schema. IndexProblem (nothing changed) if another build holds the lock or
+    the database refuses the write."""
     import psycopg
 
     _ensure_vector_extension(url)
@@ -260,6 +285,9 @@ def write_serving(url: str, documents: list[Document], passages: list[Passage], 
             conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
             for statement in _BOOKKEEPING:
                 conn.execute(statement)
+            exported = upload_query_models(conn, query_models or {})
+            manifest = {**manifest, "channels": {c: {**e, **({"query_model": exported[c]} if c in exported else {})}
+                                                 for c, e in manifest["channels"].items()}}
             return write_generation(conn, documents, passages, vectors, lexical, stats, manifest)
     except psycopg.Error as exc:
         raise IndexProblem(f"the build could not be written to {redact(url)} (nothing was changed): "
@@ -497,6 +525,29 @@ class PgStore:
                 self._checked = time.monotonic()
         return self._generation
 
+    def query_encoder(self, entry: dict) -> Encoder:
+        """The channel's question encoder: its exported model from ``kzqa.model_files`` (kept in
+        the local cache, checked by sha256) when it has one and onnxruntime is here, else the
+        model named in the manifest."""
+        exported = entry.get("query_model")
+        if not exported or not onnx_available():
+            return get_encoder(entry["model"])
+        folder = models_cache() / exported["files"][MODEL_FILE][:16]
+        for name, digest in exported["files"].items():
+            path = folder / name
+            if path.exists() and file_sha256(path) == digest:
+                continue
+            rows = self._connections.query("SELECT content FROM kzqa.model_files WHERE sha256 = %s", (digest,))
+            content = bytes(rows[0][0]) if rows else b""
+            if hashlib.sha256(content).hexdigest() != digest:
+                raise IndexProblem(f"the question encoder file {name} is missing or damaged in the database at "
+                                   f"{redact(self.url)}; rebuild with: kzqa build --db URL")
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{name}.{os.getpid()}")
+            tmp.write_bytes(content)
+            tmp.replace(path)
+        return OnnxEncoder(folder)
+
     def __getattr__(self, name):  # the Store protocol, answered by the serving generation
         if name.startswith("_"):
             raise AttributeError(name)
@@ -508,11 +559,17 @@ def open_database(url: str, check: bool = True) -> tuple[PgStore, dict[str, Enco
     the command that rebuilds it) if its corpus folder, when present here, or its models changed."""
     store = PgStore(url)
     manifest = store.current().manifest
-    encoders = {c: get_encoder(e["model"]) for c, e in manifest["channels"].items() if "fingerprint" in e}
+    encoders = {c: store.query_encoder(e) for c, e in manifest["channels"].items() if "fingerprint" in e}
     if check:
         check_fresh(manifest, encoders, f"the index in the database at {redact(url)}",
                     f"kzqa build --corpus {manifest['corpus']['path']} --db {redact(url)}")
     return store, encoders
+
+
+def models_cache() -> Path:
+    """Where question encoders read from a database are kept: $KZQA_CACHE/models, else
+    ~/.cache/kzqa/models."""
+    return Path(os.environ.get("KZQA_CACHE", Path.home() / ".cache" / "kzqa")) / "models"
 
 
 def database_url(db: str | None = None) -> str | None:

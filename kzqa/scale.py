@@ -268,8 +268,10 @@ def copy_to_database(index_dir: Path, url: str) -> None:
         if "fingerprint" in entry:
             vectors[channel] = Embedded(entry, _exact_vectors(faiss.read_index(str(index_dir / entry["file"]))),
                                         np.load(index_dir / f"{channel}.sentences.npy", mmap_mode="r"))
+    query_models = {c: index_dir / e["query_model"]["folder"] for c, e in manifest["channels"].items()
+                    if "query_model" in e}
     write_serving(url, documents, passages, vectors, LexicalIndex.load(index_dir / LEXICAL),
-                  read_stats(index_dir / "stats.json"), manifest)
+                  read_stats(index_dir / "stats.json"), manifest, query_models)
 
 
 def _database_size_mb(url: str) -> float:

@@ -49,6 +49,14 @@ def test_search_matches_the_file_index(engine, pg_engine, mode):
                             question)
 
 
+def test_question_encoders_come_from_the_database(engine, pg_engine):
+    """The build stores the exported question encoder in the database: apps on any machine
+    encode questions exactly as the file index does, without torch."""
+    ours, files = pg_engine.encoders["dense"], engine.encoders["dense"]
+    assert type(ours).__name__ == type(files).__name__ == "OnnxEncoder"
+    assert ours.meta["files"] == files.meta["files"]
+
+
 def test_answers_match_the_file_index(engine, pg_engine):
     for item in DEV[::6]:
         ours, files = pg_engine.ask(item["question"]), engine.ask(item["question"])
