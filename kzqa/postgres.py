@@ -41,11 +41,11 @@ import numpy as np
 
 from .corpus import Document
 from .encoders import Encoder, get_encoder
-from .index import (LEXICAL, BuildSummary, Embedded, IndexProblem, check_fresh, default_cache_path,
-                    default_index_path, embed_channels, lexical_and_stats, manifest_of, prepare, read_previous,
-                    seed_cache, summary_of)
+from .index import (LEXICAL, BuildSummary, Embedded, IndexProblem, bulk_encoders, check_fresh,
+                    default_cache_path, default_index_path, embed_channels, export_query_models, lexical_and_stats,
+                    manifest_of, prepare, read_previous, seed_cache, summary_of)
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, tokenize
-from .onnxmodels import MODEL_FILE, META, TOKENIZER_FILE, OnnxEncoder, cached_export, file_sha256, onnx_available
+from .onnxmodels import META, file_sha256, onnx_available, open_exported
 from .passages import ChunkParams, Passage
 
 ENV_URL = "KZQA_DATABASE_URL"
@@ -234,7 +234,7 @@ def upload_query_models(conn, query_models: dict[str, Path]) -> dict[str, dict]:
     entries = {}
     for channel, folder in query_models.items():
         files = {}
-        for name in (META, MODEL_FILE, TOKENIZER_FILE):
+        for name in sorted(f.name for f in folder.iterdir() if f.is_file()):
             digest = file_sha256(folder / name)
             if not conn.execute("SELECT 1 FROM kzqa.model_files WHERE sha256 = %s", (digest,)).fetchone():
                 conn.execute("INSERT INTO kzqa.model_files (sha256, content) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -257,11 +257,12 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     prepared = prepare(corpus, model, multilingual_model, params)
     cache = cache or default_cache_path()
     seed_cache(read_previous(default_index_path()), default_index_path(), cache, prepared.encoders)
-    vectors, embedded = embed_channels(prepared.passages, prepared.encoders, prepared.params, cache, progress)
+    query_models = export_query_models(prepared.encoders, cache)
+    vectors, embedded = embed_channels(prepared.passages, bulk_encoders(prepared.encoders, query_models),
+                                       prepared.params, cache, progress)
     lexical, stats = lexical_and_stats(prepared)
     manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in vectors.items()},
                            str(prepared.corpus_dir.resolve()))
-    query_models = {c: f for c, e in prepared.encoders.items() if (f := cached_export(e, cache)) is not None}
     schema = write_serving(url, prepared.read.documents, prepared.passages, vectors, lexical, stats, manifest,
                            query_models)
     return summary_of(prepared, f"{redact(url)} ({schema})", started, embedded)
@@ -532,7 +533,7 @@ class PgStore:
         exported = entry.get("query_model")
         if not exported or not onnx_available():
             return get_encoder(entry["model"])
-        folder = models_cache() / exported["files"][MODEL_FILE][:16]
+        folder = models_cache() / exported["files"][META][:16]
         for name, digest in exported["files"].items():
             path = folder / name
             if path.exists() and file_sha256(path) == digest:
@@ -546,7 +547,7 @@ class PgStore:
             tmp = path.with_name(f".{name}.{os.getpid()}")
             tmp.write_bytes(content)
             tmp.replace(path)
-        return OnnxEncoder(folder)
+        return open_exported(folder)
 
     def __getattr__(self, name):  # the Store protocol, answered by the serving generation
         if name.startswith("_"):

