@@ -215,8 +215,8 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
         send.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=4)
         clear_btn.click(clear, None, [chat, box, sources, session], api_visibility="private")
         chat.like(on_like, [session], None, api_visibility="private")
-        gr.api(api_ask, api_name="ask", concurrency_limit=4)
-        gr.api(api_search, api_name="search", concurrency_limit=4)
+        gr.api(api_ask, api_name="ask", queue=False)  # one HTTP request per call: no queue, no event stream
+        gr.api(api_search, api_name="search", queue=False)
         if loading:
             demo.load(lambda: gr.update(choices=document_choices()), None, docs, api_visibility="private")
     return demo
