@@ -60,6 +60,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .onnxmodels import file_sha256
+
 QK = 32
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 QUERY_PREFIX = "query: "
@@ -336,14 +338,6 @@ def build_q4_graph(fp32_unfused: str | os.PathLike, model: dict, out_path: str |
     return {"matmulnbits": n_mm, "gatherblockquantized": n_gather}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export(out_dir: str | os.PathLike, weights: str | os.PathLike | None = None,
            variants: Sequence[str] = ("fp32", "int8", "int8mixed", "q4"),
            keep_raw: bool = False) -> dict:
@@ -451,7 +445,7 @@ def export(out_dir: str | os.PathLike, weights: str | os.PathLike | None = None,
     if not keep_raw:
         raw_path.unlink()
 
-    meta = {"source_weights": os.path.basename(weights), "source_sha256": _sha256(Path(weights)),
+    meta = {"source_weights": os.path.basename(weights), "source_sha256": file_sha256(Path(weights)),
             "query_prefix": QUERY_PREFIX, "passage_prefix": PASSAGE_PREFIX,
             "max_tokens": c["max_pos"], "bos": BOS, "eos": EOS, "pad": PAD, "unk": UNK,
             "dim": c["hidden"], "pooling": "mean over all tokens incl. <s> </s>, L2-normalised",
@@ -463,7 +457,7 @@ def export(out_dir: str | os.PathLike, weights: str | os.PathLike | None = None,
     info = {"out_dir": str(out), "source": meta["source_weights"],
             "source_sha256": meta["source_sha256"], "seconds": secs, "files": {}}
     for name in files:
-        info["files"][name] = {"bytes": (out / name).stat().st_size, "sha256": _sha256(out / name)}
+        info["files"][name] = {"bytes": (out / name).stat().st_size, "sha256": file_sha256(out / name)}
     return info
 
 
