@@ -545,14 +545,16 @@ class OnnxE5:
         return self._encode(texts, QUERY_PREFIX)
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        return self._encode(texts, PASSAGE_PREFIX)
+        return self._encode(texts, PASSAGE_PREFIX, progress)
 
-    def _run(self, seqs: list[list[int]]) -> np.ndarray:
+    def _run(self, seqs: list[list[int]], progress: bool = False) -> np.ndarray:
         """Un-normalised mean-pooled vectors for full id sequences, batched by length."""
+        from tqdm.auto import tqdm
+
         n = len(seqs)
         out = np.empty((n, self.dim), dtype=np.float32)
         order = sorted(range(n), key=lambda i: len(seqs[i]))
-        for s in range(0, n, self.batch_size):
+        for s in tqdm(range(0, n, self.batch_size), disable=not progress, desc=self.name, unit="batch"):
             idx = order[s:s + self.batch_size]
             L = max(len(seqs[i]) for i in idx)
             ids = np.full((len(idx), L), PAD, dtype=np.int64)
@@ -563,7 +565,7 @@ class OnnxE5:
             out[idx] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return out
 
-    def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], prefix: str, progress: bool = False) -> np.ndarray:
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
@@ -572,7 +574,7 @@ class OnnxE5:
         content = self._content([prefix + t for t in texts])
         W = self._window
         if self.long_text == "truncate":
-            vecs = self._run([[BOS] + c[:W] + [EOS] for c in content])
+            vecs = self._run([[BOS] + c[:W] + [EOS] for c in content], progress)
         else:
             seqs, owner, weight = [], [], []
             for i, c in enumerate(content):
@@ -580,7 +582,7 @@ class OnnxE5:
                     seqs.append([BOS] + c[a:a + W] + [EOS])
                     owner.append(i)
                     weight.append(max(len(c[a:a + W]), 1))
-            parts = self._run(seqs)
+            parts = self._run(seqs, progress)
             vecs = np.zeros((len(texts), self.dim), dtype=np.float64)
             wsum = np.zeros(len(texts))
             np.add.at(vecs, owner, parts * np.asarray(weight, np.float64)[:, None])

@@ -198,8 +198,8 @@ def embed_channels(passages: list[Passage], encoders: dict[str, Encoder], params
         if too_long:
             raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
         embeddings = EmbeddingCache(cache, encoder)
-        vectors, fresh = embeddings.embed(texts, progress=progress)
-        sentence_vectors, fresh_sentences = embeddings.embed(sentences)
+        vectors, fresh = embeddings.embed(texts, progress=progress)  # passages, then their sentences
+        sentence_vectors, fresh_sentences = embeddings.embed(sentences, progress=progress)
         embeddings.keep_only(texts + sentences)
         embedded = max(embedded, _passages_touched(passages, np.concatenate([fresh, fresh_sentences])))
         entry = {"model": encoder.name, "fingerprint": encoder.fingerprint(), "dim": encoder.dim}
@@ -281,7 +281,7 @@ class Prepared:
 
 
 def prepare(corpus: str | Path, model: str | None, multilingual_model: str | None, params: ChunkParams | None,
-            previous: "PreviousIndex | None" = None) -> Prepared:
+            previous: "PreviousIndex | None" = None, progress: bool = False) -> Prepared:
     """Read ``corpus``, load the models and split the documents (reusing ``previous``'s passages
     of unchanged documents). Raises IndexProblem when no document is readable."""
     corpus_dir = Path(corpus)
@@ -296,7 +296,7 @@ def prepare(corpus: str | Path, model: str | None, multilingual_model: str | Non
     dense = encoders[DENSE]
     params = ChunkParams(**{**params.to_dict(), "max_tokens": min(params.max_tokens, dense.max_tokens)})
     reuse = reusable_passages(previous, read.documents, params, dense.fingerprint())
-    passages, cut = split_documents(read.documents, dense.count_tokens, params, reuse)
+    passages, cut = split_documents(read.documents, dense.count_tokens, params, reuse, progress)
     return Prepared(corpus_dir, read, encoders, params, passages, cut, len(reuse))
 
 
@@ -366,7 +366,7 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
     started = time.perf_counter()
     target = Path(index) if index is not None else default_index_path()
     previous = read_previous(target)
-    prepared = prepare(corpus, model, multilingual_model, params, previous)
+    prepared = prepare(corpus, model, multilingual_model, params, previous, progress)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_builds(target)

@@ -74,11 +74,15 @@ def _segmenter():
 _GLUED_STOP = re.compile(r"(?:(?<=[a-z]{2}\.)|(?<=\d{4}\.))(?=[A-Z][a-z]+)")
 
 
-def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
+def sentence_spans(text: str, offset: int = 0,
+                   advance: Callable[[int], object] | None = None) -> list[tuple[int, int]]:
     """(start, end) of each sentence of ``text``, shifted by ``offset``; paragraphs (blank
-    lines) always end a sentence; spans exclude surrounding whitespace."""
+    lines) always end a sentence; spans exclude surrounding whitespace. ``advance(n)`` is
+    called with the characters of each paragraph done (for a progress bar)."""
     spans: list[tuple[int, int]] = []
     for para in re.finditer(r"[^\n]+(?:\n(?!\n)[^\n]+)*", text):
+        if advance is not None:
+            advance(len(para.group()))
         pos = para.start()
         pieces = []
         for sent in _segmenter().segment(para.group()):
@@ -120,8 +124,9 @@ def passage_id(doc_id: str, text: str) -> str:
 
 
 def split_section(doc: Document, section: Section, count_tokens: TokenCounter,
-                  params: ChunkParams) -> tuple[list[Passage], int]:
-    """Passages of one section, and how many over-long sentences had to be cut."""
+                  params: ChunkParams, advance: Callable[[int], object] | None = None) -> tuple[list[Passage], int]:
+    """Passages of one section, and how many over-long sentences had to be cut (``advance``:
+    see :func:`sentence_spans`)."""
     text = doc.text
     prefix = f"{doc.title} — {section.title}: " if params.prefix else ""
 
@@ -130,7 +135,7 @@ def split_section(doc: Document, section: Section, count_tokens: TokenCounter,
 
     sentences: list[tuple[int, int]] = []
     cut = 0
-    for s, e in sentence_spans(text[section.start:section.end], section.start):
+    for s, e in sentence_spans(text[section.start:section.end], section.start, advance):
         if fits(text[s:e]):
             sentences.append((s, e))
         else:
@@ -160,22 +165,28 @@ def split_section(doc: Document, section: Section, count_tokens: TokenCounter,
 
 def split_documents(documents: list[Document], count_tokens: TokenCounter,
                     params: ChunkParams = ChunkParams(),
-                    reuse: dict[str, list[Passage]] | None = None) -> tuple[list[Passage], int]:
+                    reuse: dict[str, list[Passage]] | None = None,
+                    progress: bool = False) -> tuple[list[Passage], int]:
     """Passages of every section of every document, in document order, and the number of
     over-long sentences that had to be cut. Ids are unique (a repeated text gets a suffix).
     ``reuse[doc_id]``: that document's passages from an earlier split with the same text and
-    parameters, taken as they are instead of splitting again."""
+    parameters, taken as they are instead of splitting again. ``progress``: a bar over the
+    characters to split, with its ETA."""
+    from tqdm.auto import tqdm
+
     passages: list[Passage] = []
     cut_total = 0
     seen: set[str] = set()
     reuse = reuse or {}
+    todo = sum(sec.end - sec.start for d in documents if d.doc_id not in reuse for sec in d.sections)
+    bar = tqdm(total=todo, disable=not progress or not todo, desc="split", unit="char", unit_scale=True)
     for doc in documents:
         if doc.doc_id in reuse:
             passages.extend(reuse[doc.doc_id])
             seen.update(p.passage_id for p in reuse[doc.doc_id])
             continue
         for section in doc.sections:
-            found, cut = split_section(doc, section, count_tokens, params)
+            found, cut = split_section(doc, section, count_tokens, params, bar.update)
             cut_total += cut
             for p in found:
                 pid, n = p.passage_id, 1
@@ -183,4 +194,6 @@ def split_documents(documents: list[Document], count_tokens: TokenCounter,
                     pid, n = f"{p.passage_id}-{n}", n + 1
                 seen.add(pid)
                 passages.append(p if pid == p.passage_id else Passage(**{**p.__dict__, "passage_id": pid}))
+    bar.update(bar.total - bar.n)  # the blank lines between paragraphs
+    bar.close()
     return passages, cut_total

@@ -254,7 +254,7 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     from that index when empty)."""
     started = time.perf_counter()
     _ensure_vector_extension(url)  # fail before the embedding work when the database is unusable
-    prepared = prepare(corpus, model, multilingual_model, params)
+    prepared = prepare(corpus, model, multilingual_model, params, progress=progress)
     cache = cache or default_cache_path()
     seed_cache(read_previous(default_index_path()), default_index_path(), cache, prepared.encoders)
     query_models = export_query_models(prepared.encoders, cache)
