@@ -30,19 +30,12 @@ sys.path.insert(0, str(ROOT))
 import kzqa  # noqa: E402
 from kzqa import evaluate as ev, pgserver  # noqa: E402
 from kzqa.postgres import build_db  # noqa: E402
+from kzqa.speed import free_port  # noqa: E402
 
 RESULTS = HERE / "results"
 MODES = ["hybrid", "dense", "multilingual", "lexical"]
 COMPARED = ["Recall@1", "Recall@5", "MRR@10", "nDCG@10", "answer_evidence", "wrongly_abstained",
             "abstained_unanswerable", "search_ms_p50", "search_ms_p95", "ask_ms_p50", "ask_ms_p95"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _database(server: pgserver.LocalServer, name: str) -> str:
@@ -71,7 +64,7 @@ def parity(url: str) -> dict:
 def replica_lag(primary: pgserver.LocalServer, url: str, folder: Path) -> dict:
     """Create a replica, then rebuild on the primary and time until the replica serves it."""
     started = time.perf_counter()
-    replica = pgserver.start(folder / "replica", port=_free_port(), replica_of=primary)
+    replica = pgserver.start(folder / "replica", port=free_port(), replica_of=primary)
     created = time.perf_counter() - started
     try:
         replica_url = url.replace(f":{primary.port}/", f":{replica.port}/")
@@ -100,7 +93,7 @@ def main() -> None:
     folder.chmod(0o755)
     try:
         started = time.perf_counter()
-        server = pgserver.start(folder / "primary", port=_free_port())
+        server = pgserver.start(folder / "primary", port=free_port())
         report = {"server_start_s": round(time.perf_counter() - started, 2), **ev.environment()}
         url = _database(server, "kzqa_dev")
         started = time.perf_counter()

@@ -200,21 +200,17 @@ def bench_speed(
     """Start-up, question encoding, search/ask latency per mode (one user and 4 threads), a plain
     sentence-transformers + FAISS pipeline as the reference, /ask under 4 and 32 concurrent users,
     and build throughput, all in one run (read the figures as ratios)."""
+    import subprocess
+
     from kzqa import speed
 
     try:
         report = speed.run(quick=quick)
-    except (OSError, RuntimeError, subprocess_error()) as exc:
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
         _fail(f"speed benchmark failed: {exc}")
     if out:
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     typer.echo(json.dumps(report) if as_json else speed.speed_table(report))
-
-
-def subprocess_error():
-    import subprocess
-
-    return subprocess.CalledProcessError
 
 
 @app.command("eval")
@@ -303,15 +299,14 @@ def feedback_export(
 ) -> None:
     """Write every feedback record as JSON lines (question, resolved query, answer, passages, vote, time)."""
     import kzqa
-    from kzqa.feedback import default_path, open_feedback
-    from kzqa.postgres import database_url, is_database_url, redact
+    from kzqa.feedback import open_feedback, resolve_target
+    from kzqa.postgres import redact
 
-    url = db if is_database_url(db) else (None if db else database_url(os.environ.get("KZQA_FEEDBACK_URL")))
-    path = None if url else Path(db) if db else default_path()
-    if path is not None and not path.exists():
-        _fail(f"no feedback database at {path}")
+    target = resolve_target(db)
+    if isinstance(target, Path) and not target.exists():
+        _fail(f"no feedback database at {target}")
     try:
-        store = open_feedback(url or path)
+        store = open_feedback(target)
         if out:
             with open(out, "w", encoding="utf-8") as f:
                 n = store.export_jsonl(f)
@@ -321,7 +316,7 @@ def feedback_export(
     except kzqa.IndexProblem as exc:
         _fail(str(exc))
     except Exception as exc:  # sqlite3.DatabaseError on a file that is not a database
-        _fail(f"cannot read {redact(url) if url else path}: {exc}")
+        _fail(f"cannot read {redact(target) if isinstance(target, str) else target}: {exc}")
 
 
 @db_app.command("start")

@@ -17,6 +17,12 @@ from pathlib import Path
 import numpy as np
 
 
+def cache_dir() -> Path:
+    """kzqa's user cache: ``$KZQA_CACHE``, else ``~/.cache/kzqa`` (embeddings of BEIR corpora and
+    synthetic indexes, question encoders read from a database)."""
+    return Path(os.environ.get("KZQA_CACHE", Path.home() / ".cache" / "kzqa"))
+
+
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .embedcache import cache_dir
 from .engine import Engine
 from .retrieve import DEFAULT_MODE
 
@@ -202,10 +203,13 @@ def summarise(results: list[QuestionResult]) -> dict:
     if unanswerable:
         out["abstained_unanswerable"] = round(float(np.mean([r.abstained for r in unanswerable])), 4)
     for what in ("search", "ask"):
-        ms = [getattr(r, f"{what}_ms") for r in results]
-        out[f"{what}_ms_p50"] = round(float(np.percentile(ms, 50)), 2)
-        out[f"{what}_ms_p95"] = round(float(np.percentile(ms, 95)), 2)
+        out.update({f"{what}_ms_{k}": v for k, v in percentiles([getattr(r, f"{what}_ms") for r in results]).items()})
     return out
+
+
+def percentiles(ms: list[float]) -> dict:
+    """``{"p50": …, "p95": …}`` of latencies in milliseconds, rounded to 0.01."""
+    return {"p50": round(float(np.percentile(ms, 50)), 2), "p95": round(float(np.percentile(ms, 95)), 2)}
 
 
 def qa_report(results: list[QuestionResult], mode: str, source: str, k: int) -> dict:
@@ -255,10 +259,6 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
                 if str(q["_id"]) in qrels:
                     queries[str(q["_id"])] = q["text"]
     return BeirData(corpus, queries, {q: r for q, r in qrels.items() if q in queries})
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("KZQA_CACHE", Path.home() / ".cache" / "kzqa"))
 
 
 def beir_engine(data: BeirData, modes: list[str], progress: bool = False) -> tuple[Engine, dict]:
@@ -322,8 +322,7 @@ def run_beir(folder: str | Path, modes: list[str], split: str = "test", k: int =
         results[mode] = {"nDCG@10": round(float(scores["ndcg@10"]), 4),
                          "MRR@10": round(float(scores["mrr@10"]), 4),
                          f"Recall@{k}": round(float(scores[f"recall@{k}"]), 4),
-                         "search_ms_p50": round(float(np.percentile(latencies, 50)), 2),
-                         "search_ms_p95": round(float(np.percentile(latencies, 95)), 2)}
+                         **{f"search_ms_{k}": v for k, v in percentiles(latencies).items()}}
     return {"kind": "beir", "source": str(folder), "split": split, "documents": len(data.corpus),
             "queries": len(data.queries), "judgements": sum(len(r) for r in data.qrels.values()),
             "modes": results, "embedding": timing, "seconds": round(time.perf_counter() - started, 1),

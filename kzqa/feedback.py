@@ -149,14 +149,19 @@ class PgFeedbackStore:
         return export_jsonl(self.rows(), out)
 
 
-def open_feedback(target: str | Path | None = None):
-    """The feedback store for ``target``: a postgresql:// URL → :class:`PgFeedbackStore`, a
-    path → :class:`FeedbackStore`; None → $KZQA_FEEDBACK_URL, else $KZQA_DATABASE_URL, else
-    the default SQLite file."""
+def resolve_target(target: str | Path | None = None) -> str | Path:
+    """Where feedback goes: ``target`` if given, else $KZQA_FEEDBACK_URL, else
+    $KZQA_DATABASE_URL, else the default SQLite file; a postgresql:// URL as a string, a SQLite
+    file as a Path."""
     from .postgres import ENV_URL, is_database_url
 
     if target is None:
-        target = os.environ.get(FEEDBACK_URL_ENV) or os.environ.get(ENV_URL) or None
-    if target is not None and is_database_url(str(target)):
-        return PgFeedbackStore(str(target))
-    return FeedbackStore(target)
+        target = os.environ.get(FEEDBACK_URL_ENV) or os.environ.get(ENV_URL) or default_path()
+    return str(target) if is_database_url(str(target)) else Path(target)
+
+
+def open_feedback(target: str | Path | None = None):
+    """The feedback store for ``target`` (see :func:`resolve_target`): :class:`PgFeedbackStore`
+    for a postgresql:// URL, :class:`FeedbackStore` for a SQLite file."""
+    target = resolve_target(target)
+    return PgFeedbackStore(target) if isinstance(target, str) else FeedbackStore(target)

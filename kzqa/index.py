@@ -38,7 +38,7 @@ from .corpus import Corpus, Document, Problem, file_hashes, read_corpus
 from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, Encoder, get_encoder
 from .embedcache import EmbeddingCache
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, corpus_stats
-from .onnxmodels import BULK_THREADS, cached_export, file_sha256, onnx_available, open_exported
+from .onnxmodels import BULK_THREADS, cached_export, damaged_files, onnx_available, open_exported
 from .passages import ChunkParams, Passage, split_documents
 from .store import HNSW_EF_SEARCH, FileStore, JsonlRows, LazyDocuments, LazyPassages, ready_for_search
 
@@ -87,6 +87,11 @@ def default_index_path() -> Path:
     """$KZQA_INDEX if set, else ``embeddings/`` of the project (the folder above the package)."""
     env = os.environ.get("KZQA_INDEX")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "embeddings"
+
+
+def dense_channels(manifest: dict) -> list[str]:
+    """The manifest's dense channels (those embedded by a model, with its fingerprint)."""
+    return [c for c, e in manifest.get("channels", {}).items() if "fingerprint" in e]
 
 
 def rebuild_command(manifest: dict, index: Path) -> str:
@@ -527,8 +532,7 @@ def query_encoder(path: Path, entry: dict, rebuild: str) -> Encoder:
     exported = entry.get("query_model")
     if exported and onnx_available():
         folder = path / exported["folder"]
-        damaged = [f for f, digest in exported["files"].items()
-                   if not (folder / f).exists() or file_sha256(folder / f) != digest]
+        damaged = damaged_files(folder, exported["files"])
         if damaged:
             raise IndexProblem(f"index at {path} is corrupt ({exported['folder']}: {', '.join(damaged)} changed "
                                f"or missing). Rebuild with: {rebuild}")
@@ -543,25 +547,26 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[File
     path = Path(path) if path is not None else default_index_path()
     _restore_interrupted_swap(path)
     manifest = read_manifest(path)
-    dense_channels = [c for c, e in manifest.get("channels", {}).items() if "fingerprint" in e]
-    encoders = {c: query_encoder(path, manifest["channels"][c], rebuild_command(manifest, path)) for c in dense_channels}
+    dense = dense_channels(manifest)
+    rebuild = rebuild_command(manifest, path)
+    encoders = {c: query_encoder(path, manifest["channels"][c], rebuild) for c in dense}
     if check:
-        check_fresh(manifest, encoders, f"index at {path}", rebuild_command(manifest, path), path.parent)
+        check_fresh(manifest, encoders, f"index at {path}", rebuild, path.parent)
     try:
         documents = LazyDocuments(JsonlRows(path / "documents.jsonl"))
         passages = LazyPassages(JsonlRows(path / "passages.jsonl"))
         vectors = {c: ready_for_search(faiss.read_index(str(path / manifest["channels"][c]["file"])))
-                   for c in dense_channels}
+                   for c in dense}
         sentence_vectors = {c: np.load(path / f"{c}.sentences.npy", allow_pickle=False, mmap_mode="r")
-                            for c in dense_channels}  # read from disk as needed, not held in memory
+                            for c in dense}  # read from disk as needed, not held in memory
         lexical = LexicalIndex.load(path / LEXICAL) if (path / LEXICAL).is_dir() else None
         stats = read_stats(path / "stats.json")
         store = FileStore(path, manifest, documents, passages, vectors, sentence_vectors, lexical, stats)
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise IndexProblem(f"index at {path} is corrupt ({type(exc).__name__}: {exc}). "
-                           f"Rebuild with: {rebuild_command(manifest, path)}") from exc
-    for c in dense_channels:
+                           f"Rebuild with: {rebuild}") from exc
+    for c in dense:
         if vectors[c].ntotal != store.size or len(sentence_vectors[c]) != store.sentence_count:
             raise IndexProblem(f"index at {path} is corrupt ({c}: {vectors[c].ntotal} vectors for "
-                               f"{store.size} passages). Rebuild with: {rebuild_command(manifest, path)}")
+                               f"{store.size} passages). Rebuild with: {rebuild}")
     return store, encoders

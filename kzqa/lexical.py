@@ -7,7 +7,6 @@ best texts with a positive score, best first.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,6 +80,12 @@ class LexicalIndex:
         return sorted(((int(r), float(scores[r])) for r in best), key=lambda t: (-t[1], t[0]))
 
 
+def lucene_idf(df, n: int):
+    """bm25s's (Lucene's) inverse document frequency of terms found in ``df`` of ``n`` texts
+    (``df`` a number or a NumPy array)."""
+    return np.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
 @dataclass(frozen=True)
 class CorpusStats:
     """What the answer stage needs to know about the whole corpus, computed once per index:
@@ -108,8 +113,7 @@ class CorpusStats:
 
     def idf(self, term: str) -> float:
         """BM25 (Lucene) inverse document frequency of a stemmed term."""
-        df = self.df.get(term, 0)
-        return math.log(1 + (self.n - df + 0.5) / (df + 0.5))
+        return float(lucene_idf(self.df.get(term, 0), self.n))
 
     def bm25(self, query_terms: list[str], text_terms: list[str]) -> float:
         """BM25 of a short text (a sentence) for the query terms, with this corpus's IDF and

@@ -39,7 +39,7 @@ QUERY_THREADS = 1  # one intra-op thread per question: measured faster than two 
 BULK_THREADS = os.cpu_count() or 1  # builds: every core for batches of passages
 # int8 (dynamic, per-channel) question vectors cost 1 dev question of 166 at R@5 (hybrid 0.982 →
 # 0.976) and MRR@10 0.683 → 0.676 (dense): over the 0.005 allowed, so questions run in fp32
-# (cosine with torch ≥ 0.99999). `benchmarks/speed.py` reports both.
+# (cosine with torch ≥ 0.99999). Measured once, with cached_export(quantized=True), on this machine.
 QUANTIZE_QUERIES = False
 
 
@@ -191,16 +191,14 @@ def write_meta(out_dir: Path, meta: dict) -> dict:
     return meta
 
 
+def damaged_files(folder: Path, files: dict[str, str]) -> list[str]:
+    """The names in ``files`` (name → sha256) missing from ``folder`` or with other contents."""
+    return [f for f, digest in files.items() if not (folder / f).exists() or file_sha256(folder / f) != digest]
+
+
 def verify(folder: Path) -> list[str]:
     """Files of an exported model whose sha256 differs from onnx.json (empty: intact)."""
-    meta = json.loads((folder / META).read_text(encoding="utf-8"))
-    return [f for f, digest in meta.get("files", {}).items()
-            if not (folder / f).exists() or file_sha256(folder / f) != digest]
-
-
-def copy_export(source: Path, target: Path) -> None:
-    """Copy an exported model folder (e.g. from the build cache into an index)."""
-    shutil.copytree(source, target)
+    return damaged_files(folder, json.loads((folder / META).read_text(encoding="utf-8")).get("files", {}))
 
 
 def cached_export(encoder, cache: Path, quantized: bool = QUANTIZE_QUERIES) -> Path | None:

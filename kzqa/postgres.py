@@ -40,18 +40,19 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from .corpus import Document
+from .embedcache import cache_dir
 from .encoders import Encoder, get_encoder
 from .index import (LEXICAL, BuildSummary, Embedded, IndexProblem, bulk_encoders, check_fresh,
-                    default_cache_path, default_index_path, embed_channels, export_query_models, lexical_and_stats,
-                    manifest_of, prepare, read_previous, seed_cache, summary_of)
-from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, tokenize
+                    default_cache_path, default_index_path, dense_channels, embed_channels, export_query_models,
+                    lexical_and_stats, manifest_of, prepare, read_previous, seed_cache, summary_of)
+from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, lucene_idf, tokenize
 from .onnxmodels import META, file_sha256, onnx_available, open_exported
 from .passages import ChunkParams, Passage
+from .store import HNSW_EF_SEARCH  # the same search breadth as FAISS's HNSW
 
 ENV_URL = "KZQA_DATABASE_URL"
 BUILD_LOCK = 0x6B7A7161  # advisory lock key ('kzqa') held by a build
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64  # pgvector's defaults
-HNSW_EF_SEARCH = 256  # as the FAISS HNSW search breadth (kzqa.store)
 REFRESH_SECONDS = 1.0  # how often a reader looks for a newer generation
 INSTALL_HINT = "pip install 'kzqa[postgres]'"
 
@@ -99,12 +100,7 @@ def _ensure_vector_extension(url: str) -> None:
     """Create the vector extension if the server has it (a build's first step)."""
     import psycopg
 
-    try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-    except (psycopg.Error, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise IndexProblem(f"cannot connect to the database at {redact(url)}: {reason}") from exc
-    with conn:
+    with connect(url, vectors=False) as conn:
         try:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.Error as exc:
@@ -125,7 +121,7 @@ def bm25_vectors(lexical: LexicalIndex) -> tuple[list[dict[int, float]], dict[st
     indptr = np.asarray(scores["indptr"], dtype=np.int64)
     n_docs, n_terms = int(scores["num_docs"]), len(indptr) - 1
     df = np.diff(indptr)
-    idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5))  # bm25s's Lucene IDF
+    idf = lucene_idf(df, n_docs)
     term_of = np.repeat(np.arange(n_terms), df)
     order = np.argsort(indices, kind="stable")
     docs, terms, weights = indices[order], term_of[order], (data / idf[term_of])[order]
@@ -332,7 +328,7 @@ class _Connections:
 
 
 class PgDocuments(Mapping):
-    """A generation's documents by id; ids and titles are read once, documents on demand."""
+    """A generation's documents by id; the ids are read once, documents on demand."""
 
     def __init__(self, connections: _Connections, schema: str):
         from psycopg import sql
@@ -379,7 +375,7 @@ class PgGeneration:
         self._bm25_dim = bm25_dim
         self._s = sql.Identifier(schema)
         self.documents = PgDocuments(connections, schema)
-        self._dense = [c for c, e in manifest["channels"].items() if "fingerprint" in e]
+        self._dense = dense_channels(manifest)
 
     def current(self) -> "PgGeneration":
         return self
@@ -477,14 +473,13 @@ class PgStore:
         self._connections = _Connections(url)
         self._check_every = check_every
         self._lock = threading.Lock()
-        self._checked = 0.0
         self._generation = self._open(self._serving_id())
         self._checked = time.monotonic()
         self._fingerprints = self._fingerprints_of(self._generation.manifest)
 
     @staticmethod
     def _fingerprints_of(manifest: dict) -> dict[str, str]:
-        return {c: e["fingerprint"] for c, e in manifest["channels"].items() if "fingerprint" in e}
+        return {c: manifest["channels"][c]["fingerprint"] for c in dense_channels(manifest)}
 
     def _serving_id(self) -> int:
         import psycopg
@@ -560,7 +555,7 @@ def open_database(url: str, check: bool = True) -> tuple[PgStore, dict[str, Enco
     the command that rebuilds it) if its corpus folder, when present here, or its models changed."""
     store = PgStore(url)
     manifest = store.current().manifest
-    encoders = {c: store.query_encoder(e) for c, e in manifest["channels"].items() if "fingerprint" in e}
+    encoders = {c: store.query_encoder(manifest["channels"][c]) for c in dense_channels(manifest)}
     if check:
         check_fresh(manifest, encoders, f"the index in the database at {redact(url)}",
                     f"kzqa build --corpus {manifest['corpus']['path']} --db {redact(url)}")
@@ -570,7 +565,7 @@ def open_database(url: str, check: bool = True) -> tuple[PgStore, dict[str, Enco
 def models_cache() -> Path:
     """Where question encoders read from a database are kept: $KZQA_CACHE/models, else
     ~/.cache/kzqa/models."""
-    return Path(os.environ.get("KZQA_CACHE", Path.home() / ".cache" / "kzqa")) / "models"
+    return cache_dir() / "models"
 
 
 def database_url(db: str | None = None) -> str | None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .evaluate import percentiles
 from .retrieve import MODES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,7 @@ def build_synthetic(folder: Path, n: int, seed: int = 0, progress: bool = False)
     from .corpus import Document, Section
     from .embedcache import EmbeddingCache
     from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, get_encoder
-    from .evaluate import cache_dir
+    from .embedcache import cache_dir
     from .index import (DENSE, FORMAT, LEXICAL, MULTILINGUAL, PIPELINE_VERSION, _write_jsonl, choose_index_type,
                         faiss_index, stats_of, write_stats)
     from .lexical import SETTINGS, LexicalIndex
@@ -171,10 +172,6 @@ class _Precomputed:
         return getattr(self.encoder, name)
 
 
-def _percentiles(ms: list[float]) -> dict:
-    return {"p50": round(float(np.percentile(ms, 50)), 2), "p95": round(float(np.percentile(ms, 95)), 2)}
-
-
 def _recall(store, exact: np.ndarray, queries: np.ndarray, allowed: np.ndarray | None, within=None) -> float:
     """Mean share of the exact top 10 (NumPy over ``exact``, among ``allowed`` rows) that the
     store's dense channel returns (inside ``within``, the store's filter for the same rows)."""
@@ -210,7 +207,7 @@ def measure(index_dir: Path, questions: list[str], db: str | None = None) -> dic
                 t0 = time.perf_counter()
                 engine.search(q, k=10, mode=mode)
                 ms.append((time.perf_counter() - t0) * 1000)
-            timings[label][mode] = _percentiles(ms)
+            timings[label][mode] = percentiles(ms)
     doc_ids = sorted(engine.documents)
     filtered_docs = doc_ids[::100][: max(1, len(doc_ids) // 100)]
     fms = []
@@ -220,7 +217,7 @@ def measure(index_dir: Path, questions: list[str], db: str | None = None) -> dic
         fms.append((time.perf_counter() - t0) * 1000)
         if not {h.doc_id for h in hits} <= set(filtered_docs):
             raise AssertionError("a filtered search returned a passage of another document")
-    timings["excluding_encoding"]["hybrid, 1% of documents"] = _percentiles(fms)
+    timings["excluding_encoding"]["hybrid, 1% of documents"] = percentiles(fms)
     index = faiss.read_index(str(index_dir / "dense.faiss"))
     exact = _exact_vectors(index)
     rng = np.random.default_rng(1)

@@ -28,15 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .evaluate import percentiles
 from .retrieve import MODES
+from .scale import dev_questions
 
 ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = ROOT.parent / "shared" / "bench" / "scifact" / "corpus.jsonl"
 QUESTION = "How tall is the Bayterek tower?"
-
-
-def _percentiles(ms: list[float]) -> dict:
-    return {"p50": round(float(np.percentile(ms, 50)), 2), "p95": round(float(np.percentile(ms, 95)), 2)}
 
 
 def _timed(fn, items) -> list[float]:
@@ -54,15 +52,10 @@ def _seconds_to_run(args: list[str], env: dict | None = None) -> float:
     return round(time.perf_counter() - t0, 2)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def questions(limit: int = 100) -> list[str]:
-    with open(ROOT / "benchmarks" / "qa" / "dev.jsonl", encoding="utf-8") as f:
-        return [json.loads(line)["question"] for line in f if line.strip()][:limit]
 
 
 # ---------------------------------------------------------------- start-up
@@ -83,7 +76,7 @@ def start_figures() -> dict:
 
 def first_answer() -> dict:
     """Launch `python app.py` and time its port and its first /ask answer over HTTP."""
-    port = _free_port()
+    port = free_port()
     t0 = time.perf_counter()
     proc = _start_app(port)
     try:
@@ -132,10 +125,10 @@ def engine_figures(qs: list[str]) -> dict:
 
     engine = kzqa.load()
     engine.ask(QUESTION)  # warm-up
-    encoding = {name: _percentiles(_timed(lambda q: enc.encode_queries([q]), qs))
+    encoding = {name: percentiles(_timed(lambda q: enc.encode_queries([q]), qs))
                 for name, enc in engine.encoders.items()}
-    search = {m: _percentiles(_timed(lambda q: engine.search(q, k=10, mode=m), qs)) for m in MODES}
-    ask = {m: _percentiles(_timed(lambda q: engine.ask(q, mode=m), qs)) for m in MODES}
+    search = {m: percentiles(_timed(lambda q: engine.search(q, k=10, mode=m), qs)) for m in MODES}
+    ask = {m: percentiles(_timed(lambda q: engine.ask(q, mode=m), qs)) for m in MODES}
     return {"encoding_ms": encoding, "search_ms": search, "ask_ms": ask,
             "ask_4_threads": _threaded(lambda q: engine.ask(q), qs, 4),
             "encoders": {c: type(e).__name__ for c, e in engine.encoders.items()}}
@@ -166,21 +159,14 @@ def _threaded(call, qs: list[str], users: int) -> dict:
     for t in threads:
         t.join()
     seconds = time.perf_counter() - t0
-    return {"users": users, "answers_per_s": round(len(times) / seconds, 1), **_percentiles(times),
+    return {"users": users, "answers_per_s": round(len(times) / seconds, 1), **percentiles(times),
             "errors": len(errors)}
 
 
 def reference_figures(qs: list[str]) -> dict:
     """The reference pipeline in its own process: sentence-transformers (torch) + FAISS flat."""
-    code = f"""
-import json, sys, time
-import numpy as np
-sys.path.insert(0, {str(ROOT)!r})
-from kzqa.speed import reference_search_ms
-print(json.dumps(reference_search_ms(json.loads(sys.stdin.read()))))
-"""
-    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(qs), cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "kzqa.speed", "--reference"], input=json.dumps(qs), cwd=ROOT,
+                          capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -206,7 +192,7 @@ def reference_search_ms(qs: list[str]) -> dict:
         return index.search(np.asarray(v, dtype=np.float32), 10)
 
     search(QUESTION)
-    return _percentiles(_timed(search, qs))
+    return percentiles(_timed(search, qs))
 
 
 # ---------------------------------------------------------------- over HTTP
@@ -215,7 +201,7 @@ def reference_search_ms(qs: list[str]) -> dict:
 def http_load(qs: list[str], user_counts=(4, 32), per_user: int = 20) -> dict:
     """Start the app and send ``/ask`` from N concurrent users on loopback (one HTTP client and
     thread each, ``per_user`` questions each): answers/s, p95, errors."""
-    port = _free_port()
+    port = free_port()
     t0 = time.perf_counter()
     proc = _start_app(port)
     try:
@@ -265,7 +251,7 @@ def build_figures(documents: int = 200) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    qs = questions(40 if quick else 100)
+    qs = dev_questions(40 if quick else 100)
     report = {"questions": len(qs)}
     report.update(start_figures())
     report.update(engine_figures(qs))
@@ -290,7 +276,7 @@ def speed_table(r: dict) -> str:
               f"{r['reference_search_ms']['p50']} / {r['reference_search_ms']['p95']}"]]
     rows += [[f"ask {m} p50 / p95 ms", f"{v['p50']} / {v['p95']}"] for m, v in r["ask_ms"].items()]
     t = r["ask_4_threads"]
-    rows += [[f"ask hybrid, 4 threads: answers/s, p95 ms, errors", f"{t['answers_per_s']}, {t['p95']}, {t['errors']}"]]
+    rows += [["ask hybrid, 4 threads: answers/s, p95 ms, errors", f"{t['answers_per_s']}, {t['p95']}, {t['errors']}"]]
     rows += [[f"/ask over HTTP, {u} users: answers/s, p95 ms, errors", f"{v['answers_per_s']}, {v['p95']}, {v['errors']}"]
              for u, v in r["concurrent"].items()]
     b = r["build_docs_per_s"]
@@ -299,8 +285,11 @@ def speed_table(r: dict) -> str:
     return markdown_table(["measure", "value"], rows)
 
 
-if __name__ == "__main__":
-    result = run(quick="--quick" in sys.argv)
+if __name__ == "__main__":  # python -m kzqa.speed [--quick]; --reference: the child of reference_figures()
+    if "--reference" in sys.argv:
+        result = reference_search_ms(json.loads(sys.stdin.read()))
+    else:
+        result = run(quick="--quick" in sys.argv)
     print(json.dumps(result))
     sys.stdout.flush()
     os._exit(0)
