@@ -44,7 +44,7 @@ from .store import HNSW_EF_SEARCH, FileStore, JsonlRows, LazyDocuments, LazyPass
 
 FORMAT = 2
 AUTO_FLAT_BELOW = 100_000  # passages; index_type="auto" uses exact search below, IVF above
-PIPELINE_VERSION = 1  # bump when cleaning or splitting changes what a build produces
+PIPELINE_VERSION = 2  # 2: BlingFire sentences. Bump when cleaning or splitting changes what a build produces
 DENSE, MULTILINGUAL, LEXICAL = "dense", "multilingual", "lexical"
 
 
@@ -301,7 +301,7 @@ def prepare(corpus: str | Path, model: str | None, multilingual_model: str | Non
     dense = encoders[DENSE]
     params = ChunkParams(**{**params.to_dict(), "max_tokens": min(params.max_tokens, dense.max_tokens)})
     reuse = reusable_passages(previous, read.documents, params, dense.fingerprint())
-    passages, cut = split_documents(read.documents, dense.count_tokens, params, reuse, progress)
+    passages, cut = split_documents(read.documents, dense.count_tokens_many, params, reuse, progress)
     return Prepared(corpus_dir, read, encoders, params, passages, cut, len(reuse))
 
 

@@ -91,6 +91,10 @@ class OnnxEncoder:
         with self._lock:
             return len(self._counter.encode(self.passage_prefix + text).ids)
 
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        with self._lock:
+            return [len(e.ids) for e in self._counter.encode_batch([self.passage_prefix + t for t in texts])]
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.query_prefix + t for t in texts])
 
