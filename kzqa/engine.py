@@ -7,8 +7,12 @@ those rows, and fusion and answer composition see nothing else.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,6 +33,12 @@ MAX_QUESTION_CHARS = 2000
 def ranked(scored) -> list[tuple[int, float]]:
     """(row, score) pairs best first, equal scores in row order (whichever store produced them)."""
     return sorted(((int(r), float(s)) for r, s in scored), key=lambda t: (-t[1], t[0]))
+
+
+@lru_cache(maxsize=1)
+def _side_pool() -> ThreadPoolExecutor:
+    """One worker thread that encodes a lone question's second model beside the first."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="kzqa-encode")
 
 
 class QueryError(ValueError):
@@ -59,6 +69,8 @@ class Engine:
         self.fusion = fusion or FusionParams()
         self.abstain = abstain or load_model()
         self.selection = selection or SelectionParams()
+        self._in_flight = 0  # questions being encoded now (decides whether models run side by side)
+        self._lock = threading.Lock()
 
     @property
     def documents(self) -> Mapping[str, Document]:
@@ -199,7 +211,7 @@ class Engine:
         first. Passage-level channels come from the store; 'X_sent' scores each row of the
         union of those candidates by its sentence most similar to the query under model X."""
         models = list(dict.fromkeys(c.removesuffix(SENTENCE_SUFFIX) for c in channels if c != LEXICAL))
-        vectors = {m: self.encoders[m].encode_queries([query])[0] for m in models}
+        vectors = self.encode_question(query, models)
         pool = {m: ranked(store.top(m, vectors[m], n, within)) for m in models}
         if LEXICAL in channels:
             pool[LEXICAL] = ranked(store.top(LEXICAL, query, n, within))
@@ -212,6 +224,28 @@ class Engine:
             else:
                 out[c] = pool[c]
         return vectors, out
+
+    def encode_question(self, query: str, models: list[str]) -> dict[str, np.ndarray]:
+        """Each model's vector of ``query``. A lone question (no other being encoded in this
+        engine) runs its second model on another core at the same time (the ONNX runs free the
+        GIL); while other questions are in flight, models run one after another, so concurrent
+        questions share the cores instead of oversubscribing them."""
+        def encode(m: str) -> np.ndarray:
+            return self.encoders[m].encode_queries([query])[0]
+
+        with self._lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            if not alone or len(models) < 2 or (os.cpu_count() or 1) < 2:
+                return {m: encode(m) for m in models}
+            beside = _side_pool().submit(encode, models[1])
+            first = encode(models[0])
+            return {models[0]: first, models[1]: beside.result(),
+                    **{m: encode(m) for m in models[2:]}}
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     @staticmethod
     def _hit(store: Store, p: Passage, row: int, rank: int, score: float, scores: dict[str, dict[int, float]]) -> Hit:
@@ -232,9 +266,12 @@ class Engine:
         models = [m for m in r.query_vectors if r.store.has_sentence_vectors(m)]
         query_terms = tokenize([r.query])[0]
         vectors = {m: r.store.sentence_vectors(m, r.rows) for m in models}
+        passages = r.store.passages(r.rows)
+        # one tokenizer call for every sentence (a call costs ~0.25 ms whatever its size)
+        terms = iter(tokenize([p.text[s:e] for p in passages for s, e in p.sentences] or [""]))
         out = []
-        for h_index, (hit, passage) in enumerate(zip(r.hits, r.store.passages(r.rows))):
-            sentence_terms = tokenize([passage.text[s:e] for s, e in passage.sentences]) if passage.sentences else []
+        for h_index, (hit, passage) in enumerate(zip(r.hits, passages)):
+            sentence_terms = [next(terms) for _ in passage.sentences]
             sims, context = {}, {}
             for m in models:
                 vecs = vectors[m][h_index]
