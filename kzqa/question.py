@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .lexical import MONTHS, CorpusStats, tokenize
 
-# Question words (stemmed as lexical.tokenize stems them) that carry no topic.
-QUESTION_TERMS = set(tokenize([
-    "what which who whom whose when where why how many much long large big tall high year years day "
-    "date name exact number amount kind type did does do is was were are been according document "
-    "documents say mention"])[0])
+_QUESTION_WORDS = ("what which who whom whose when where why how many much long large big tall high year years "
+                   "day date name exact number amount kind type did does do is was were are been according "
+                   "document documents say mention")
+
+
+@lru_cache(maxsize=1)
+def question_terms() -> frozenset[str]:
+    """Question words (stemmed as lexical.tokenize stems them) that carry no topic."""
+    return frozenset(tokenize([_QUESTION_WORDS])[0])
 
 YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -107,7 +112,7 @@ def required_units(question: str) -> list[str]:
 
 
 def key_terms(question: str) -> list[str]:
-    return [t for t in dict.fromkeys(tokenize([question])[0]) if t not in QUESTION_TERMS]
+    return [t for t in dict.fromkeys(tokenize([question])[0]) if t not in question_terms()]
 
 
 def split_parts(question: str) -> list[str]:
@@ -303,7 +308,7 @@ def topic_words(question: str, text_terms: set[str]) -> list[str]:
     words = []
     for m in re.finditer(r"[^\W\d_][\w’'\-]*", question):
         stems = tokenize([m.group(0)])[0]
-        if stems and stems[0] not in QUESTION_TERMS and stems[0] in text_terms:
+        if stems and stems[0] not in question_terms() and stems[0] in text_terms:
             words.append(re.sub(r"(’s|'s)$", "", m.group(0)))
     words = list(dict.fromkeys(words))
     return sorted(words, key=lambda w: not w[0].isupper())
