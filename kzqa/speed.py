@@ -12,7 +12,10 @@ Everything is measured in one run on this machine, so that the figures can be re
   passages (encode the question, search the top 10), in its own process;
 - **under load** through the running app's ``/ask``: answers/s, p95 and errors for 4 and 32
   concurrent users on loopback;
-- **build throughput**: documents/s per channel embedding SciFact abstracts as the build does.
+- **build throughput**: documents/s per channel embedding SciFact abstracts as the build does;
+- **splitting**: a 20 MB plain-text file (SciFact abstracts, repeated) read and split into
+  passages as the build does, against pysbd's sentence segmentation alone (the splitter
+  before BlingFire; the old split also counted tokens per candidate, so the ratio is a floor).
 """
 
 from __future__ import annotations
@@ -250,6 +253,45 @@ def build_figures(documents: int = 200) -> dict:
     return {"now": {c: rate(e) for c, e in now.items()}, "models": {c: rate(e) for c, e in models.items()}}
 
 
+def split_figures(megabytes: int = 20, reference_chars: int = 1_000_000) -> dict:
+    """Seconds to read and split a ``megabytes`` MB text file as the build does (with the
+    dense model's token counter), and characters/s against pysbd's segmentation of its first
+    ``reference_chars`` characters."""
+    import tempfile
+
+    from .corpus import read_corpus
+    from .encoders import DEFAULT_MODEL, get_encoder
+    from .passages import ChunkParams, split_documents
+
+    if not SCIFACT.exists():
+        return {}
+    with open(SCIFACT, encoding="utf-8") as f:
+        abstracts = "\n\n".join(f"{d.get('title', '')}\n\n{d.get('text', '')}" for d in map(json.loads, f))
+    text = (abstracts * (megabytes * 2**20 // len(abstracts) + 1))[:megabytes * 2**20]
+    counter = get_encoder(DEFAULT_MODEL).count_tokens_many
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "big.txt").write_text(text, encoding="utf-8")
+        t0 = time.perf_counter()
+        documents = read_corpus(Path(tmp)).documents
+        read_s = time.perf_counter() - t0
+        passages, _ = split_documents(documents, counter, ChunkParams())
+        split_s = time.perf_counter() - t0 - read_s
+    out = {"megabytes": megabytes, "read_s": round(read_s, 1), "split_s": round(split_s, 1),
+           "passages": len(passages), "sentences": sum(len(p.sentences) for p in passages),
+           "chars_per_s": round(len(text) / split_s)}
+    try:
+        import pysbd
+    except ImportError:
+        return out
+    sample = text[:reference_chars]
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    t0 = time.perf_counter()
+    for paragraph in sample.split("\n\n"):
+        segmenter.segment(paragraph)
+    out["reference_pysbd_chars_per_s"] = round(len(sample) / (time.perf_counter() - t0))
+    return out
+
+
 def run(quick: bool = False) -> dict:
     qs = dev_questions(40 if quick else 100)
     report = {"questions": len(qs)}
@@ -258,6 +300,7 @@ def run(quick: bool = False) -> dict:
     report["reference_search_ms"] = reference_figures(qs)
     report["concurrent"] = http_load(qs)
     report["build_docs_per_s"] = build_figures(100 if quick else 200)
+    report["split"] = split_figures(2 if quick else 20)
     from .evaluate import environment
 
     return {**report, **environment()}
@@ -282,6 +325,12 @@ def speed_table(r: dict) -> str:
     b = r["build_docs_per_s"]
     rows += [[f"build: documents/s, {c} (ONNX export / the model itself)", f"{v} / {b['models'][c]}"]
              for c, v in b.get("now", {}).items()]
+    sp = r.get("split", {})
+    if sp:
+        rows += [[f"split a {sp['megabytes']} MB text file: s, passages, sentences",
+                  f"{sp['split_s']}, {sp['passages']}, {sp['sentences']}"],
+                 ["split: characters/s (BlingFire + summed token counts / pysbd alone)",
+                  f"{sp['chars_per_s']:,} / {sp.get('reference_pysbd_chars_per_s', 0):,}"]]
     return markdown_table(["measure", "value"], rows)
 
 
