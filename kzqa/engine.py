@@ -8,6 +8,7 @@ those rows, and fusion and answer composition see nothing else.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,10 @@ from .retrieve import DEFAULT_MODE, MODES, SENTENCE_SUFFIX, FusionParams, Hit, d
 from .store import Store
 
 MAX_QUESTION_CHARS = 2000
+MAX_K = 1000  # passages one call may ask for
+MAX_DOC_IDS = 10_000
+# lone surrogates and control characters other than tab/newline/CR (whitespace is normalised)
+_UNPRINTABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def ranked(scored) -> list[tuple[int, float]]:
@@ -105,7 +110,9 @@ class Engine:
         """The ``k`` passages most relevant to ``query``, best first.
 
         ``mode``: 'hybrid' (default: fused channels, weighted by the query's language),
-        'dense', 'multilingual' or 'lexical'. ``doc_ids`` restricts the search to those documents.
+        'dense', 'multilingual' or 'lexical'. ``doc_ids`` (a list of ids) restricts the search to
+        those documents. ``k`` is a whole number from 1 to MAX_K. Anything else, and a question
+        with nothing left after :meth:`prepare_question`, raises QueryError saying what is wrong.
         """
         return self.retrieve(query, k, mode, doc_ids).hits
 
@@ -144,37 +151,62 @@ class Engine:
 
     @staticmethod
     def prepare_question(question: str) -> tuple[str, str | None]:
-        """The question with whitespace normalised and cut to MAX_QUESTION_CHARS, and a notice
-        if it was cut. Raises QueryError on an empty question."""
+        """The question as searched, and a notice if it was cut. Raises QueryError when it is
+        not text or nothing is left of it.
+
+        In order: at most ``4 × MAX_QUESTION_CHARS`` characters are looked at (so the cost
+        does not grow with the input), lone surrogates (undecodable bytes, e.g. from a
+        non-UTF-8 terminal) and control characters other than whitespace are removed,
+        whitespace runs become one space, and the result is cut to ``MAX_QUESTION_CHARS``."""
         if not isinstance(question, str):
-            raise QueryError("the question must be text")
-        question = normalise_query(question)
+            raise QueryError(f"the question must be text, not {type(question).__name__}")
+        raw_length = len(question)
+        question = normalise_query(_UNPRINTABLE.sub("", question[:4 * MAX_QUESTION_CHARS]))
         if not question:
             raise QueryError("the question is empty: type a question about the documents")
-        if len(question) > MAX_QUESTION_CHARS:
+        if len(question) > MAX_QUESTION_CHARS or raw_length > 4 * MAX_QUESTION_CHARS:
             return question[:MAX_QUESTION_CHARS], (
-                f"The question was {len(question):,} characters long and was cut to the first "
+                f"The question was {raw_length:,} characters long and was cut to the first "
                 f"{MAX_QUESTION_CHARS:,}.")
         return question, None
+
+    def check_request(self, k, mode, doc_ids) -> tuple[int, str, list[str] | None]:
+        """``k``, ``mode`` and ``doc_ids`` as the search uses them, or QueryError saying what
+        is wrong: ``k`` a whole number from 1 to MAX_K (not a bool), ``mode`` one of MODES
+        (any case; None is the default) that this index has, ``doc_ids`` None or a list/tuple
+        of known document ids (an empty one means every document)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+            raise QueryError(f"k must be a whole number from 1 to {MAX_K:,} (got {k!r:.40})")
+        mode = DEFAULT_MODE if mode is None else mode
+        if not isinstance(mode, str) or mode.lower() not in MODES:
+            raise QueryError(f"unknown mode {mode!r:.40} (choose from: {', '.join(MODES)})")
+        mode = mode.lower()
+        if mode != "hybrid" and mode not in self.channels:
+            raise QueryError(f"this index has no '{mode}' channel (it has: {', '.join(self.channels)})")
+        if doc_ids is None:
+            return int(k), mode, None
+        if isinstance(doc_ids, str):
+            raise QueryError(f"doc_ids must be a list of document ids, not one string: "
+                             f"write [{doc_ids!r:.60}]")
+        if not isinstance(doc_ids, (list, tuple)) or not all(isinstance(d, str) for d in doc_ids):
+            raise QueryError("doc_ids must be a list of document ids (strings)")
+        if len(doc_ids) > MAX_DOC_IDS:
+            raise QueryError(f"doc_ids may name at most {MAX_DOC_IDS:,} documents (got {len(doc_ids):,})")
+        return int(k), mode, list(doc_ids) or None
 
     # ------------------------------------------------------------ internals
 
     def retrieve(self, query: str, k: int = 5, mode: str = DEFAULT_MODE,
                  doc_ids: list[str] | None = None) -> Retrieval:
         query, _ = self.prepare_question(query)
-        mode = (mode or DEFAULT_MODE).lower()
-        if mode not in MODES:
-            raise QueryError(f"unknown mode '{mode}' (choose from: {', '.join(MODES)})")
-        if mode != "hybrid" and mode not in self.channels:
-            raise QueryError(f"this index has no '{mode}' channel (it has: {', '.join(self.channels)})")
-        if k < 1:
-            raise QueryError("k must be at least 1")
+        k, mode, doc_ids = self.check_request(k, mode, doc_ids)
         store = self.store.current()
         within = None
         if doc_ids:
             unknown = sorted(set(doc_ids) - set(store.documents))
             if unknown:
-                raise QueryError(f"unknown document(s): {', '.join(unknown)}")
+                shown = ", ".join(repr(d)[:60] for d in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+                raise QueryError(f"unknown document(s): {shown}")
             within = store.restrict(list(doc_ids))
         lang = detect_language(query)
         weights = self._weights(lang) if mode == "hybrid" else {mode: 1.0}

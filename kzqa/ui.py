@@ -7,6 +7,7 @@ never interpreted as HTML, Markdown or script. Only the citation markers are lin
 from __future__ import annotations
 
 import html
+import logging
 import re
 import sqlite3
 from pathlib import Path
@@ -30,6 +31,8 @@ EXAMPLES = [
 ]
 EMPTY_HINT = "Please type a question about Kazakhstan–China relations, e.g. “How tall is the Bayterek tower?”"
 SEARCHING = "Searching the documents…"
+INTERNAL_ERROR = "Sorry — something went wrong while answering; the server logged the cause. Please try again."
+log = logging.getLogger("kzqa.ui")
 
 CSS = """
 .kzqa-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px;
@@ -124,6 +127,24 @@ def new_session() -> dict:
     return {"queries": [], "records": {}}
 
 
+def whole(k):
+    """A JSON number that is a whole number (5.0) as an int; anything else as it came."""
+    return int(k) if isinstance(k, float) and k.is_integer() else k
+
+
+def api_call(call):
+    """``call()`` for the HTTP API: a bad request or an index problem becomes its message; any
+    other failure is logged here with its traceback and the client gets a plain sentence
+    (never the internal exception text)."""
+    try:
+        return call()
+    except (QueryError, IndexProblem) as exc:
+        raise gr.Error(str(exc)) from exc
+    except Exception as exc:
+        log.exception("the API call failed")
+        raise gr.Error("internal error: the request could not be answered (the server logged the cause)") from exc
+
+
 def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedbackStore | None = None) -> gr.Blocks:
     """The chat page and the named API endpoints /ask and /search. With an engine still loading,
     the page opens at once; questions wait for the index, and the document list fills in then."""
@@ -136,7 +157,7 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
     def respond(message: str, history: list, session: dict, k: int, mode: str, doc_ids: list):
         history = list(history or [])
         session = session or new_session()
-        question = (message or "").strip()
+        question = str(message or "")[:4 * MAX_QUESTION_CHARS].strip()  # the engine cuts it to MAX_QUESTION_CHARS
         if not question:
             yield history + [{"role": "assistant", "content": as_text(EMPTY_HINT)}], "", gr.skip(), session
             return
@@ -148,6 +169,10 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
             answer = engine.ask(resolved, k=int(k), mode=mode, doc_ids=list(doc_ids or []) or None)
         except (QueryError, IndexProblem) as exc:  # IndexProblem: the database stopped answering
             yield history + [{"role": "assistant", "content": as_text(str(exc))}], "", gr.skip(), session
+            return
+        except Exception:
+            log.exception("answering in the chat failed")
+            yield history + [{"role": "assistant", "content": as_text(INTERNAL_ERROR)}], "", gr.skip(), session
             return
         session["queries"].append(answer.question)
         history.append({"role": "assistant", "content": render_reply(answer, question, resolved)})
@@ -175,17 +200,12 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
     def api_ask(question: str, k: int = 5, mode: str = DEFAULT_MODE) -> dict:
         """Answer a question from the documents: status ('answered', 'partial', 'not_covered'),
         text with [n] markers, abstained, citations."""
-        try:
-            return engine.ask(question, k=int(k), mode=mode).to_dict()
-        except (QueryError, IndexProblem) as exc:
-            raise gr.Error(str(exc)) from exc
+        return api_call(lambda: engine.ask(question, k=whole(k), mode=mode).to_dict())
 
     def api_search(query: str, k: int = 5, mode: str = DEFAULT_MODE) -> dict:
         """The k most relevant passages, best first."""
-        try:
-            return {"query": query, "hits": [h.to_dict() for h in engine.search(query, k=int(k), mode=mode)]}
-        except (QueryError, IndexProblem) as exc:
-            raise gr.Error(str(exc)) from exc
+        return api_call(lambda: {"query": Engine.prepare_question(query)[0],
+                                 "hits": [h.to_dict() for h in engine.search(query, k=whole(k), mode=mode)]})
 
     with gr.Blocks(title="kzqa — Kazakhstan–China relations") as demo:
         session = gr.State(new_session())

@@ -52,3 +52,33 @@ def test_bad_input_is_a_clear_error(client):
 
 def test_page_binds_loopback_only(running_app):
     assert running_app.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("data, says", [
+    (["Bayterek", "5", "hybrid"], "k must be a whole number"),
+    (["Bayterek", 2.5, "hybrid"], "k must be a whole number"),
+    (["Bayterek", None, "hybrid"], "k must be a whole number"),
+    (["Bayterek", 5, 123], "unknown mode"),
+    (["\ud800\u0000", 5, "hybrid"], "empty"),
+    ([None, 5, "hybrid"], "must be text"),
+])
+def test_bad_http_requests_get_the_reason_never_internal_text(running_app, data, says):
+    import json
+
+    import httpx
+
+    for endpoint in ("ask", "search"):
+        body = json.dumps({"data": data}, ensure_ascii=True)  # a lone surrogate travels as the escape \ud800
+        response = httpx.post(f"{running_app}gradio_api/run/{endpoint}", content=body,
+                              headers={"Content-Type": "application/json"}, timeout=60)
+        text = response.text
+        assert says in text, text
+        assert "Traceback" not in text and "TypeError" not in text and "AttributeError" not in text
+
+
+def test_a_whole_float_k_from_json_is_accepted(running_app):
+    import httpx
+
+    response = httpx.post(f"{running_app}gradio_api/run/search", json={"data": ["Bayterek tower", 3.0, "hybrid"]},
+                          timeout=60)
+    assert response.status_code == 200 and len(response.json()["data"][0]["hits"]) == 3
