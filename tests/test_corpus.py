@@ -124,3 +124,78 @@ def test_every_reader_and_broken_files(tmp_path, make_pdf):
     problems = {p.path: p.reason for p in corpus.problems}
     assert set(problems) == {"d.txt", "e.pdf", "f.docx"}
     assert "UTF-8" in problems["d.txt"] and "PDF" in problems["e.pdf"] and ".docx" in problems["f.docx"]
+
+
+# ---------------------------------------------------------------- ids, links, control characters
+
+
+def test_colliding_file_names_get_distinct_stable_ids(tmp_path):
+    from kzqa.corpus import doc_ids
+
+    for name, text in [("a b.txt", "Alpha text one."), ("a-b.txt", "Beta text two."),
+                       ("dup.md", "# Dup\n\nMarkdown words."), ("dup.txt", "Plain words."), ("solo.txt", "Solo.")]:
+        (tmp_path / name).write_text(text)
+    corpus = read_corpus(tmp_path)
+    ids = {d.path: d.doc_id for d in corpus.documents}
+    assert len(set(ids.values())) == len(ids) == 5
+    assert ids["solo.txt"] == "solo" and ids["dup.txt"] == "dup-txt" and ids["dup.md"] == "dup-md"
+    assert ids["a b.txt"].startswith("a-b-") and ids["a-b.txt"].startswith("a-b-")
+    assert ids == {d.path: d.doc_id for d in read_corpus(tmp_path).documents}  # stable across reads
+    assert doc_ids(["dup.txt", "dup.md"]) == doc_ids(["dup.md", "dup.txt"])  # whatever the order
+
+
+def test_a_build_with_colliding_names_keeps_every_hit_on_its_own_document(tmp_path):
+    import kzqa
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    texts = {"a b.txt": "The Khorgos dry port handles rail containers from China.",
+             "a-b.txt": "Astana hosted the summit on the Silk Road economic belt.",
+             "dup.md": "# Pipelines\n\nThe Kazakhstan-China oil pipeline runs from Atasu to Alashankou.",
+             "dup.txt": "Wheat exports to China grew after new rail links opened."}
+    for name, text in texts.items():
+        (corpus / name).write_text(text)
+    kzqa.build(corpus, tmp_path / "embeddings", multilingual_model=None)
+    engine = kzqa.load(tmp_path / "embeddings")
+    assert len(engine.documents) == len(texts) == engine.manifest["counts"]["documents"]
+    for passage in engine.passages:
+        assert engine.documents[passage.doc_id].text[passage.start:passage.end] == passage.text
+    for question in ("Khorgos dry port", "Silk Road summit Astana", "oil pipeline Atasu", "wheat exports rail"):
+        for hit in engine.search(question, k=4):
+            assert engine.documents[hit.doc_id].text[hit.start:hit.end] == hit.text
+
+
+def test_symlinks_out_of_the_corpus_broken_or_looping_are_reported_not_followed(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "real.txt").write_text("A document inside the corpus.")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("A private file outside the corpus.")
+    (corpus / "inside-link.txt").symlink_to(corpus / "real.txt")
+    (corpus / "outside.txt").symlink_to(outside)
+    (corpus / "hostname.txt").symlink_to("/etc/hostname")
+    (corpus / "broken.txt").symlink_to(tmp_path / "nowhere.txt")
+    (corpus / "loop-a.txt").symlink_to(corpus / "loop-b.txt")
+    (corpus / "loop-b.txt").symlink_to(corpus / "loop-a.txt")
+    (corpus / "folder-link").symlink_to(tmp_path, target_is_directory=True)
+    read = read_corpus(corpus)
+    assert sorted(d.path for d in read.documents) == ["inside-link.txt", "real.txt"]
+    problems = {p.path: p.reason for p in read.problems}
+    assert "outside the corpus folder" in problems["outside.txt"]
+    assert "outside the corpus folder" in problems["hostname.txt"]
+    assert "broken symlink" in problems["broken.txt"]
+    assert "loop" in problems["loop-a.txt"] and "loop" in problems["loop-b.txt"]
+    assert "folder-link" in problems
+    assert not any("private file" in d.text for d in read.documents)
+
+
+def test_control_characters_are_dropped_and_offsets_stay_exact(tmp_path):
+    (tmp_path / "ctl.txt").write_text("Nul\x00 byte here. \x1b[31mRed\x1b[0m text, a bell\x07.\n\n"
+                                      "Tab\there and form\x0cfeed. C1\x85 too.")
+    doc = read_corpus(tmp_path).documents[0]
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", doc.text)
+    assert "Red text" in doc.text and "[31m" not in doc.text and "Nul byte" in doc.text
+    from kzqa.passages import ChunkParams, split_documents
+
+    passages, _ = split_documents([doc], lambda texts: [len(t.split()) + 2 for t in texts], ChunkParams())
+    assert passages and all(doc.text[p.start:p.end] == p.text for p in passages)
