@@ -60,7 +60,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .onnxmodels import file_sha256
+from .checksums import file_sha256
 
 QK = 32
 BOS, PAD, EOS, UNK = 0, 1, 2, 3

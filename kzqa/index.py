@@ -2,7 +2,8 @@
 
 An index folder holds::
 
-    manifest.json        what was built from what (models + fingerprints, chunking, corpus hash)
+    manifest.json        what was built from what (models + fingerprints, chunking, corpus hash),
+                         the sha256 of every other file and the counts loading relies on
     documents.jsonl      cleaned documents (text, sections, metadata)
     passages.jsonl       passages, in FAISS row order
     <channel>.faiss      one inner-product index per dense channel (L2-normalised vectors)
@@ -10,20 +11,25 @@ An index folder holds::
     lexical/             the BM25 index (bm25s's own format)
     stats.json           corpus statistics for the answer stage (term document frequencies,
                          the vocabulary, who the corpus calls she or he)
+    <channel>.onnx/      the channel's exported question encoder (its own sha256s)
 
 Beside it, ``.<index>.cache/`` keeps the embeddings by model fingerprint and text hash, and a
 rebuild reuses the passages of every document whose text did not change: adding, changing or
 removing one document embeds only its passages and sentences (:class:`BuildSummary` counts them).
 
-:func:`build` writes into a temporary folder beside the target and swaps it in with renames:
-a crash or Ctrl-C leaves the previous index loadable. :func:`open_index` refuses an index
-whose corpus or models changed, with the command that rebuilds it.
+:func:`build` holds :class:`BuildLock` (one build per index), writes into a temporary folder
+beside the target and swaps it in with renames: a crash or Ctrl-C leaves the previous index
+loadable. :func:`open_index` refuses, with the command that rebuilds it, an index whose
+manifest is malformed, whose files differ from their checksums or counts, or whose corpus or
+models changed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -34,18 +40,23 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .checksums import known_sha256
 from .corpus import Corpus, Document, Problem, file_hashes, read_corpus
-from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, Encoder, get_encoder
+from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, Encoder, ModelError, get_encoder
 from .embedcache import EmbeddingCache
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, corpus_stats
 from .onnxmodels import BULK_THREADS, cached_export, damaged_files, onnx_available, open_exported
 from .passages import ChunkParams, Passage, split_documents
 from .store import HNSW_EF_SEARCH, FileStore, JsonlRows, LazyDocuments, LazyPassages, ready_for_search
 
-FORMAT = 2
+FORMAT = 3  # 3: every file's sha256 in the manifest, verified on load
 AUTO_FLAT_BELOW = 100_000  # passages; index_type="auto" uses exact search below, IVF above
 PIPELINE_VERSION = 2  # 2: BlingFire sentences. Bump when cleaning or splitting changes what a build produces
 DENSE, MULTILINGUAL, LEXICAL = "dense", "multilingual", "lexical"
+
+
+log = logging.getLogger("kzqa")
+_REPORTED_MISSING_CORPUS: set[tuple[str, str]] = set()  # (index, corpus) pairs already warned about
 
 
 class IndexProblem(Exception):
@@ -91,14 +102,19 @@ def default_index_path() -> Path:
 
 def dense_channels(manifest: dict) -> list[str]:
     """The manifest's dense channels (those embedded by a model, with its fingerprint)."""
-    return [c for c, e in manifest.get("channels", {}).items() if "fingerprint" in e]
+    return [c for c, e in manifest.get("channels", {}).items() if isinstance(e, dict) and "fingerprint" in e]
 
 
 def rebuild_command(manifest: dict, index: Path) -> str:
-    corpus = manifest.get("corpus", {}).get("path", "corpus")
+    """The command that rebuilds ``index`` as it was built (defaults where the manifest is unclear)."""
+    def field(obj, key):
+        return obj.get(key) if isinstance(obj, dict) else None
+
+    corpus = field(field(manifest, "corpus"), "path")
+    corpus = corpus if isinstance(corpus, str) and corpus else "corpus"
     cmd = f"kzqa build --corpus {corpus} --index {index}"
-    model = manifest.get("channels", {}).get(DENSE, {}).get("model")
-    if model and model != DEFAULT_MODEL:
+    model = field(field(field(manifest, "channels"), DENSE), "model")
+    if isinstance(model, str) and model and model != DEFAULT_MODEL:
         cmd += f" --model {model}"
     return cmd
 
@@ -113,6 +129,21 @@ def choose_index_type(index_type: str, passages: int) -> str:
     if index_type != "auto":
         return index_type
     return "Flat" if passages < AUTO_FLAT_BELOW else f"IVF{int(4 * passages ** 0.5)},Flat"
+
+
+def check_index_type(index_type: str, dims: set[int], passages: int) -> None:
+    """Raise IndexProblem now (before any embedding) if FAISS cannot make ``index_type`` for
+    vectors of these dimensions."""
+    import faiss
+
+    kind = choose_index_type(index_type, passages)
+    for dim in dims:
+        try:
+            faiss.index_factory(dim, kind, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[-1].split(": ", 1)[-1][:160]
+            raise IndexProblem(f"FAISS cannot make --index-type {index_type!r} for {dim}-dimensional vectors "
+                               f"({reason}); try auto, Flat, HNSW32 or IVF1024,Flat") from None
 
 
 def faiss_index(vectors: np.ndarray, index_type: str):
@@ -243,6 +274,57 @@ def write_vectors(folder: Path, vectors: dict[str, Embedded], lexical: LexicalIn
     return channels
 
 
+def write_manifest(folder: Path, manifest: dict) -> dict:
+    """Seal an index folder: record the sha256 of every file in it (``files``, by relative
+    path; the exported question encoders carry their own) and of each channel's vector files
+    (in the channel's entry, so a manifest whose channels point at each other's files fails),
+    then write manifest.json. Returns the manifest written."""
+    files = {f.relative_to(folder).as_posix(): known_sha256(f) for f in sorted(folder.rglob("*"))
+             if f.is_file() and f.name != "manifest.json" and not f.relative_to(folder).parts[0].endswith(".onnx")}
+    channels = {c: ({**e, "sha256": files[e["file"]], "sentences_sha256": files[f"{c}.sentences.npy"]}
+                    if "file" in e else e) for c, e in manifest.get("channels", {}).items()}
+    manifest = {**manifest, "channels": channels, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return manifest
+
+
+class BuildLock:
+    """An exclusive lock on building one index (``.<name>.lock`` beside it, holding the pid):
+    a second build fails at once with an IndexProblem naming the first. The lock is an
+    ``flock``, so the kernel drops it when its process dies: a killed build never leaves a
+    stale lock (the file may stay; it is reused)."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.path = target.parent / f".{target.name}.lock"
+        self._file = None
+
+    def __enter__(self) -> "BuildLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise IndexProblem(f"another build of {self.target} is running ({holder}); "
+                               "wait for it to finish, or stop it, and build again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, started {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.truncate(0)
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
 def _swap_in(tmp: Path, target: Path) -> None:
     """Replace ``target`` by ``tmp`` with two renames; the old copy is kept until the new one
     is in place, and :func:`open_index` puts it back if a crash fell between the renames."""
@@ -370,8 +452,15 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
     """
     started = time.perf_counter()
     target = Path(index) if index is not None else default_index_path()
+    with BuildLock(target):
+        return _build_locked(corpus, target, model, multilingual_model, params, index_type, progress, started)
+
+
+def _build_locked(corpus, target: Path, model, multilingual_model, params, index_type, progress,
+                  started: float) -> BuildSummary:
     previous = read_previous(target)
     prepared = prepare(corpus, model, multilingual_model, params, previous, progress)
+    check_index_type(index_type, {e.dim for e in prepared.encoders.values()}, len(prepared.passages))
 
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_builds(target)
@@ -386,9 +475,7 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
                                            prepared.params, cache, progress)
         lexical, stats = lexical_and_stats(prepared)
         channels = write_vectors(tmp, vectors, lexical, stats, index_type, query_models)
-        manifest = manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent))
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+        write_manifest(tmp, manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent)))
         _swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -409,6 +496,8 @@ def read_previous(target: Path) -> PreviousIndex | None:
     """The index at ``target`` as a rebuild needs it, or None when there is none usable."""
     try:
         manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+        if manifest_problem(manifest) or manifest.get("format") != FORMAT or damaged_index_files(target, manifest):
+            return None  # nothing is reused from a damaged index or one of another format
         texts = {d["doc_id"]: d["text"] for d in _read_jsonl(target / "documents.jsonl")}
         passages = [Passage.from_dict(row) for row in _read_jsonl(target / "passages.jsonl")]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -478,15 +567,89 @@ def _restore_interrupted_swap(target: Path) -> None:
 
 
 def read_manifest(path: Path) -> dict:
+    """The manifest of the index folder, checked for shape (IndexProblem if absent, not JSON,
+    or missing what loading relies on)."""
     manifest_file = path / "manifest.json"
     if not manifest_file.exists():
         raise IndexProblem(f"no index at {path} (manifest.json missing). "
                            f"Build one with: kzqa build --index {path}")
     try:
-        return json.loads(manifest_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexProblem(f"index at {path} is corrupt (manifest.json: {exc}). "
                            f"Rebuild with: kzqa build --index {path}") from exc
+    problem = manifest_problem(manifest)
+    if problem:
+        rebuild = rebuild_command(manifest if isinstance(manifest, dict) else {}, path)
+        raise IndexProblem(f"index at {path} is corrupt (manifest.json: {problem}). Rebuild with: {rebuild}")
+    return manifest
+
+
+def _safe_relative(name: object) -> bool:
+    return isinstance(name, str) and bool(name) and not Path(name).is_absolute() and ".." not in Path(name).parts
+
+
+def manifest_problem(manifest: object) -> str | None:
+    """What is wrong with the shape of a manifest (None: what loading needs is there). An
+    index of another format is reported by the freshness check instead, with its rebuild."""
+    if not isinstance(manifest, dict):
+        return f"a JSON object was expected, found {type(manifest).__name__}"
+    if manifest.get("format") != FORMAT:
+        return None
+    corpus, channels = manifest.get("corpus"), manifest.get("channels")
+    if not isinstance(corpus, dict) or not isinstance(corpus.get("path"), str) or not isinstance(corpus.get("files"), dict):
+        return "no 'corpus' with its path and files"
+    if not isinstance(channels, dict) or not channels:
+        return "no 'channels'"
+    for channel, entry in channels.items():
+        if not isinstance(entry, dict):
+            return f"channel {channel!r} is not an object"
+        if "fingerprint" in entry:
+            if not all(isinstance(entry.get(k), str) for k in ("model", "fingerprint", "file", "sha256", "sentences_sha256")):
+                return f"channel {channel!r} lacks its model, fingerprint, file or checksums"
+            if not _safe_relative(entry["file"]):
+                return f"channel {channel!r} names the file {entry['file']!r}, outside the index"
+            query_model = entry.get("query_model")
+            if query_model is not None and not (isinstance(query_model, dict) and _safe_relative(query_model.get("folder"))
+                                                and isinstance(query_model.get("files"), dict)
+                                                and all(map(_safe_relative, query_model["files"]))):
+                return f"channel {channel!r} has a malformed query_model"
+    if DENSE not in channels or "fingerprint" not in channels[DENSE]:
+        return f"no '{DENSE}' channel"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(_safe_relative(f) and isinstance(d, str) for f, d in files.items()):
+        return "no valid 'files' checksums"
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in ("documents", "passages", "sentences")):
+        return "no 'counts' of documents, passages and sentences"
+    return None
+
+
+def damaged_index_files(path: Path, manifest: dict) -> list[str]:
+    """Files of the index folder that are missing, changed since the build (sha256 against the
+    manifest), or not the ones their channel was built with; empty when all is intact. Digests
+    of unchanged files come from a cache (see :mod:`kzqa.checksums`)."""
+    files: dict[str, str] = manifest["files"]
+    required = {"documents.jsonl", "passages.jsonl", "stats.json"}
+    for c in dense_channels(manifest):
+        required |= {manifest["channels"][c]["file"], f"{c}.sentences.npy"}
+    if LEXICAL in manifest["channels"] and not any(f.startswith(f"{LEXICAL}/") for f in files):
+        required.add(f"{LEXICAL}/")
+    damaged = [f"{f} (not in the manifest)" for f in sorted(required - set(files))]
+    for name, digest in files.items():
+        target = path / name
+        try:
+            if not target.is_file():
+                damaged.append(f"{name} (missing)")
+            elif known_sha256(target) != digest:
+                damaged.append(f"{name} (changed)")
+        except OSError as exc:
+            damaged.append(f"{name} ({exc.strerror or exc})")
+    for c in dense_channels(manifest):
+        entry = manifest["channels"][c]
+        if files.get(entry["file"]) != entry["sha256"] or files.get(f"{c}.sentences.npy") != entry["sentences_sha256"]:
+            damaged.append(f"{c}: its vector files are not the ones it was built with")
+    return damaged
 
 
 def corpus_changes(manifest: dict, corpus_dir: Path) -> list[str]:
@@ -517,6 +680,10 @@ def check_fresh(manifest: dict, encoders: dict[str, Encoder], where: str, rebuil
         corpus_dir = corpus_base / corpus_dir
     if corpus_dir.is_dir():
         changes += [f"corpus {c}" for c in corpus_changes(manifest, corpus_dir)]
+    elif manifest.get("corpus", {}).get("path") and (where, str(corpus_dir)) not in _REPORTED_MISSING_CORPUS:
+        _REPORTED_MISSING_CORPUS.add((where, str(corpus_dir)))
+        log.warning("%s: its corpus folder %s is not here, so it cannot be checked for changed documents; "
+                    "answering from the index as built", where, corpus_dir)
     for channel, encoder in encoders.items():
         entry = manifest["channels"][channel]
         if entry["fingerprint"] != encoder.fingerprint():
@@ -536,8 +703,16 @@ def query_encoder(path: Path, entry: dict, rebuild: str) -> Encoder:
         if damaged:
             raise IndexProblem(f"index at {path} is corrupt ({exported['folder']}: {', '.join(damaged)} changed "
                                f"or missing). Rebuild with: {rebuild}")
-        return open_exported(folder)
-    return get_encoder(entry["model"])
+        try:
+            return open_exported(folder)
+        except Exception as exc:  # onnx.json unreadable, onnxruntime refusing the graph …
+            raise IndexProblem(f"index at {path} is corrupt ({exported['folder']}: {type(exc).__name__}: {exc}). "
+                               f"Rebuild with: {rebuild}") from exc
+    try:
+        return get_encoder(entry["model"])
+    except ModelError as exc:
+        raise IndexProblem(f"index at {path} needs a model this machine cannot load ({exc}). "
+                           f"Rebuild with: {rebuild}") from exc
 
 
 def open_index(path: str | Path | None = None, check: bool = True) -> tuple[FileStore, dict[str, Encoder]]:
@@ -547,8 +722,16 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[File
     path = Path(path) if path is not None else default_index_path()
     _restore_interrupted_swap(path)
     manifest = read_manifest(path)
-    dense = dense_channels(manifest)
     rebuild = rebuild_command(manifest, path)
+    if manifest.get("format") != FORMAT or manifest.get("pipeline_version") != PIPELINE_VERSION:
+        raise IndexProblem(f"index at {path} was built by another version of kzqa (format "
+                           f"{manifest.get('format')}/{manifest.get('pipeline_version')}, this one reads "
+                           f"{FORMAT}/{PIPELINE_VERSION}). Rebuild with: {rebuild}")
+    damaged = damaged_index_files(path, manifest)
+    if damaged:
+        raise IndexProblem(f"index at {path} is corrupt ({'; '.join(damaged[:5])}"
+                           f"{f'; and {len(damaged) - 5} more' if len(damaged) > 5 else ''}). Rebuild with: {rebuild}")
+    dense = dense_channels(manifest)
     encoders = {c: query_encoder(path, manifest["channels"][c], rebuild) for c in dense}
     if check:
         check_fresh(manifest, encoders, f"index at {path}", rebuild, path.parent)
@@ -559,14 +742,18 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[File
                    for c in dense}
         sentence_vectors = {c: np.load(path / f"{c}.sentences.npy", allow_pickle=False, mmap_mode="r")
                             for c in dense}  # read from disk as needed, not held in memory
-        lexical = LexicalIndex.load(path / LEXICAL) if (path / LEXICAL).is_dir() else None
+        lexical = LexicalIndex.load(path / LEXICAL) if LEXICAL in manifest["channels"] else None
         stats = read_stats(path / "stats.json")
         store = FileStore(path, manifest, documents, passages, vectors, sentence_vectors, lexical, stats)
-    except (OSError, RuntimeError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise IndexProblem(f"index at {path} is corrupt ({type(exc).__name__}: {exc}). "
                            f"Rebuild with: {rebuild}") from exc
+    counts = manifest["counts"]
+    found = {"documents": len(store.documents), "passages": store.size, "sentences": store.sentence_count}
+    wrong = [f"{k}: {found[k]} where the manifest says {counts[k]}" for k in found if found[k] != counts[k]]
     for c in dense:
         if vectors[c].ntotal != store.size or len(sentence_vectors[c]) != store.sentence_count:
-            raise IndexProblem(f"index at {path} is corrupt ({c}: {vectors[c].ntotal} vectors for "
-                               f"{store.size} passages). Rebuild with: {rebuild}")
+            wrong.append(f"{c}: {vectors[c].ntotal} vectors for {store.size} passages")
+    if wrong:
+        raise IndexProblem(f"index at {path} is corrupt ({'; '.join(wrong)}). Rebuild with: {rebuild}")
     return store, encoders

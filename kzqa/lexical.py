@@ -56,8 +56,14 @@ class LexicalIndex:
     def build(cls, texts: list[str]) -> "LexicalIndex":
         import bm25s
 
+        from bm25s.tokenization import Tokenized
+
+        # Term ids in sorted order (bm25s numbers terms in set order, which differs from one
+        # process to the next): the same texts always give byte-identical index files.
+        tokens = tokenize(texts)
+        vocab = {t: i for i, t in enumerate(sorted({t for ts in tokens for t in ts}))}
         retriever = bm25s.BM25(method=SETTINGS["method"], k1=SETTINGS["k1"], b=SETTINGS["b"])
-        retriever.index(tokenize(texts), show_progress=False)
+        retriever.index(Tokenized(ids=[[vocab[t] for t in ts] for ts in tokens], vocab=vocab), show_progress=False)
         return cls(retriever)
 
     def save(self, folder: Path) -> None:

@@ -20,7 +20,6 @@ use the cores in parallel instead of fighting over them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .checksums import file_sha256, known_sha256
+
 META = "onnx.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -41,14 +42,6 @@ BULK_THREADS = os.cpu_count() or 1  # builds: every core for batches of passages
 # 0.976) and MRR@10 0.683 → 0.676 (dense): over the 0.005 allowed, so questions run in fp32
 # (cosine with torch ≥ 0.99999). Measured once, with cached_export(quantized=True), on this machine.
 QUANTIZE_QUERIES = False
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class OnnxEncoder:
@@ -197,7 +190,7 @@ def write_meta(out_dir: Path, meta: dict) -> dict:
 
 def damaged_files(folder: Path, files: dict[str, str]) -> list[str]:
     """The names in ``files`` (name → sha256) missing from ``folder`` or with other contents."""
-    return [f for f, digest in files.items() if not (folder / f).exists() or file_sha256(folder / f) != digest]
+    return [f for f, digest in files.items() if not (folder / f).is_file() or known_sha256(folder / f) != digest]
 
 
 def verify(folder: Path) -> list[str]:

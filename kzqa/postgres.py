@@ -46,7 +46,8 @@ from .index import (LEXICAL, BuildSummary, Embedded, IndexProblem, bulk_encoders
                     default_cache_path, default_index_path, dense_channels, embed_channels, export_query_models,
                     lexical_and_stats, manifest_of, prepare, read_previous, seed_cache, summary_of)
 from .lexical import SETTINGS as LEXICAL_SETTINGS, CorpusStats, LexicalIndex, lucene_idf, tokenize
-from .onnxmodels import META, file_sha256, onnx_available, open_exported
+from .checksums import file_sha256
+from .onnxmodels import META, onnx_available, open_exported
 from .passages import ChunkParams, Passage
 from .store import HNSW_EF_SEARCH  # the same search breadth as FAISS's HNSW
 

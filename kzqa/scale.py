@@ -85,7 +85,7 @@ def build_synthetic(folder: Path, n: int, seed: int = 0, progress: bool = False)
     from .encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, get_encoder
     from .embedcache import cache_dir
     from .index import (DENSE, FORMAT, LEXICAL, MULTILINGUAL, PIPELINE_VERSION, _write_jsonl, choose_index_type,
-                        faiss_index, stats_of, write_stats)
+                        faiss_index, stats_of, write_manifest, write_stats)
     from .lexical import SETTINGS, LexicalIndex
     from .passages import Passage
 
@@ -151,7 +151,7 @@ def build_synthetic(folder: Path, n: int, seed: int = 0, progress: bool = False)
     manifest = {"format": FORMAT, "pipeline_version": PIPELINE_VERSION, "synthetic": True,
                 "corpus": {"path": "", "files": {}, "hash": ""}, "chunking": {}, "channels": channels,
                 "counts": {"documents": len(documents), "passages": n, "sentences": int(sentence_counts.sum())}}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    write_manifest(folder, manifest)
     return {"exact": exact, "doc_ids": [doc.doc_id for doc in documents]}
 
 

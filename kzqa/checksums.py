@@ -1,0 +1,73 @@
+"""sha256 of files, and a cache of the ones already verified.
+
+``file_sha256(p)`` reads the whole file. ``known_sha256(p)`` gives the same digest but reads the
+file only when it is new to this machine's cache (``$KZQA_CACHE/verified.json``), keyed by its
+device, inode, size and modification and change times (ns): loading an index checks every file
+against its manifest without hashing hundreds of MB at each start, and a build's own digests
+serve the first load (renaming the index folder changes none of these). Writing to a file or
+replacing it changes its ctime or inode, which no user can set back, so an edited file is always
+hashed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+_lock = threading.Lock()
+MAX_ENTRIES = 10_000
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cache_file() -> Path:
+    from .embedcache import cache_dir
+
+    return cache_dir() / "verified.json"
+
+
+def _key(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+
+
+def _read_cache() -> dict[str, str]:
+    try:
+        data = json.loads(_cache_file().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def known_sha256(path: Path) -> str:
+    """sha256 of ``path``, from the cache when the file has not changed since it was hashed.
+    Raises OSError when the file cannot be read."""
+    key = _key(path)
+    with _lock:
+        cached = _read_cache().get(key)
+    if cached:
+        return cached
+    digest = file_sha256(path)
+    with _lock:
+        cache = _read_cache()
+        cache[key] = digest
+        if len(cache) > MAX_ENTRIES:
+            cache = dict(list(cache.items())[-MAX_ENTRIES // 2:])
+        try:
+            target = _cache_file()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(json.dumps(cache), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError:
+            pass  # a read-only home: hash again next time
+    return digest
