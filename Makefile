@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install run test browser bench index clean
+.PHONY: install run test browser bench loadtest index clean
 
 $(PYTHON):
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ index: install
 # Dev-set, follow-up and SciFact benchmarks → benchmarks/results.md (about 10 minutes here).
 bench: install
 	$(PYTHON) benchmarks/run.py
+
+# 16 and 32 gradio_client users asking /ask for 20 s each → benchmarks/results/load.json and results.md.
+loadtest: install
+	$(PYTHON) -m kzqa.cli bench load --users 16 --users 32 --seconds 20 --out benchmarks/results/load.json
+	$(PYTHON) benchmarks/run.py --render-only
 
 clean:
 	rm -rf .pytest_cache test-artifacts build *.egg-info

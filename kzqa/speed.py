@@ -155,15 +155,21 @@ def _threaded(call, qs: list[str], users: int) -> dict:
             with lock:
                 times.append((time.perf_counter() - t0) * 1000)
 
+    seconds = _run_users(user, users, len(qs))
+    return {"users": users, "answers_per_s": round(len(times) / seconds, 1), **percentiles(times),
+            "errors": len(errors)}
+
+
+def _run_users(user, users: int, questions: int) -> float:
+    """Run ``user(offset)`` in ``users`` threads at once (offsets spread over the questions);
+    the seconds until the last one ends."""
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=user, args=(i * len(qs) // users,)) for i in range(users)]
+    threads = [threading.Thread(target=user, args=(i * questions // users,)) for i in range(users)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    seconds = time.perf_counter() - t0
-    return {"users": users, "answers_per_s": round(len(times) / seconds, 1), **percentiles(times),
-            "errors": len(errors)}
+    return time.perf_counter() - t0
 
 
 def reference_figures(qs: list[str]) -> dict:
@@ -220,6 +226,59 @@ def http_load(qs: list[str], user_counts=(4, 32), per_user: int = 20) -> dict:
                 _post_ask(local.client, port, q)
 
             out[str(users)] = _threaded(call, qs[:per_user], users)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100) -> dict:
+    """Start the app and, for each user count in turn, keep that many ``gradio_client`` users
+    asking ``/ask`` (one client and thread each, dev questions in turn) for ``seconds``:
+    answers, answers/s, p50/p95 ms and errors (with the first few messages)."""
+    from gradio_client import Client
+
+    qs = dev_questions(questions)
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = _start_app(port)
+    try:
+        _wait_for_port(port, proc, t0)
+        url = f"http://127.0.0.1:{port}/"
+        Client(url, verbose=False).predict(QUESTION, 5, "hybrid", api_name="/ask")  # warm-up
+        out = {}
+        for users in user_counts:
+            times: list[float] = []
+            errors: list[str] = []
+            lock = threading.Lock()
+            deadline = time.perf_counter() + seconds
+
+            def user(offset: int) -> None:
+                try:
+                    client = Client(url, verbose=False)
+                except Exception as exc:  # counted, not raised
+                    with lock:
+                        errors.append(f"connect: {type(exc).__name__}: {exc}")
+                    return
+                i = offset
+                while time.perf_counter() < deadline:
+                    t = time.perf_counter()
+                    try:
+                        result = client.predict(qs[i % len(qs)], 5, "hybrid", api_name="/ask")
+                        if result.get("status") not in ("answered", "partial", "not_covered"):
+                            raise ValueError(f"unexpected reply {str(result)[:80]}")
+                    except Exception as exc:
+                        with lock:
+                            errors.append(f"{type(exc).__name__}: {exc}")
+                    else:
+                        with lock:
+                            times.append((time.perf_counter() - t) * 1000)
+                    i += 1
+
+            elapsed = _run_users(user, users, len(qs))
+            out[str(users)] = {"users": users, "seconds": round(elapsed, 1), "answers": len(times),
+                               "answers_per_s": round(len(times) / elapsed, 1), **percentiles(times),
+                               "errors": len(errors), "error_samples": errors[:3]}
         return out
     finally:
         proc.terminate()
