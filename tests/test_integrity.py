@@ -32,9 +32,11 @@ def _copy_index(target: Path) -> Path:
 
     def link_or_copy(src, dst):
         if os.path.getsize(src) > 1_000_000:
-            os.link(src, dst)
-        else:
-            shutil.copy2(src, dst)
+            try:
+                return os.link(src, dst)
+            except OSError:  # another filesystem: copy
+                pass
+        shutil.copy2(src, dst)
 
     shutil.copytree(SHIPPED_INDEX, index, copy_function=link_or_copy)
     return index
