@@ -70,8 +70,9 @@ _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
 
 def _sentence_offsets(paragraph: str) -> list[tuple[int, int]]:
     """BlingFire's sentence breaker: (start, end) of each sentence of one paragraph.
-    (BlingFire, C++: about 4 MB/s here, 20× faster than pysbd with the same boundaries on
-    the shipped corpus' prose; the build of a 20 MB text spent ten minutes in pysbd.)"""
+    (C++, about 4 MB/s here: 17× faster than pysbd, which kzqa used before, and 96.5% of
+    pysbd's sentences come out the same on SciFact abstracts; it keeps "met. Dr. Smith"
+    together where pysbd splits.)"""
     import blingfire
 
     if not paragraph.strip():
