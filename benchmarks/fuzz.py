@@ -18,7 +18,6 @@ import random
 import re
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -70,38 +69,31 @@ def fuzz_api(engine, calls: int, rng: random.Random) -> dict:
 def fuzz_http(calls: int, rng: random.Random) -> dict:
     import httpx
 
-    from kzqa.speed import _start_app, _wait_for_port, free_port
+    from kzqa.speed import running_app
 
-    port = free_port()
-    proc = _start_app(port)
     outcomes: Counter = Counter()
     unexpected: list[str] = []
-    try:
-        _wait_for_port(port, proc, time.perf_counter())
-        with httpx.Client(timeout=120) as client:
-            for _ in range(calls):
-                question = random_question(rng)
-                if isinstance(question, bytes):
-                    question = question.decode()
-                if isinstance(question, str) and len(question) > 100_000:
-                    question = question[:100_000]
-                k, mode = rng.choice(KS), rng.choice(MODES)
-                k = None if isinstance(k, float) and not math.isfinite(k) else k  # JSON has no inf/nan
-                body = json.dumps({"data": [question, k, mode]})
-                endpoint = rng.choice(["ask", "search"])
-                r = client.post(f"http://127.0.0.1:{port}/gradio_api/run/{endpoint}", content=body,
-                                headers={"Content-Type": "application/json"})
-                text = r.text
-                if r.status_code == 200 and '"data"' in text:
-                    outcomes["clean"] += 1
-                elif '"error"' in text and not INTERNAL.search(text):
-                    outcomes["project error"] += 1
-                else:  # an internal error, a Python exception's name or text, or no error message
-                    outcomes["unexpected"] += 1
-                    unexpected.append(f"{endpoint} {body[:120]} → {r.status_code} {text[:200]}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with running_app() as port, httpx.Client(timeout=120) as client:
+        for _ in range(calls):
+            question = random_question(rng)
+            if isinstance(question, bytes):
+                question = question.decode()
+            if isinstance(question, str) and len(question) > 100_000:
+                question = question[:100_000]
+            k, mode = rng.choice(KS), rng.choice(MODES)
+            k = None if isinstance(k, float) and not math.isfinite(k) else k  # JSON has no inf/nan
+            body = json.dumps({"data": [question, k, mode]})
+            endpoint = rng.choice(["ask", "search"])
+            r = client.post(f"http://127.0.0.1:{port}/gradio_api/run/{endpoint}", content=body,
+                            headers={"Content-Type": "application/json"})
+            text = r.text
+            if r.status_code == 200 and '"data"' in text:
+                outcomes["clean"] += 1
+            elif '"error"' in text and not INTERNAL.search(text):
+                outcomes["project error"] += 1
+            else:  # an internal error, a Python exception's name or text, or no error message
+                outcomes["unexpected"] += 1
+                unexpected.append(f"{endpoint} {body[:120]} → {r.status_code} {text[:200]}")
     return {"tried": calls, **outcomes, "unexpected_samples": unexpected[:10]}
 
 

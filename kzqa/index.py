@@ -230,7 +230,7 @@ def embed_channels(passages: list[Passage], encoders: dict[str, Encoder], params
     out: dict[str, Embedded] = {}
     embedded = 0
     for channel, encoder in encoders.items():
-        too_long = [p.passage_id for p, t in zip(passages, texts) if encoder.count_tokens(t) > encoder.max_tokens]
+        too_long = [n for n in encoder.count_tokens_many(texts) if n > encoder.max_tokens]
         if too_long:
             raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
         embeddings = EmbeddingCache(cache, encoder)
@@ -336,22 +336,10 @@ def _swap_in(tmp: Path, target: Path) -> None:
 
 
 def _remove_dead_builds(target: Path) -> None:
+    """Remove the temporary folders of earlier builds that died (under :class:`BuildLock`, no
+    other build of ``target`` is running)."""
     for tmp in target.parent.glob(f".{target.name}.tmp-*"):
-        pid = int(tmp.name.rsplit("-", 1)[1]) if tmp.name.rsplit("-", 1)[1].isdigit() else 0
-        if pid != os.getpid() and not _pid_alive(pid):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass
@@ -425,7 +413,7 @@ def summary_of(prepared: Prepared, target: str, started: float, embedded: int) -
         index=target, documents=len(prepared.read.documents), passages=len(passages),
         seconds=time.perf_counter() - started, problems=prepared.read.problems, cut_sentences=prepared.cut,
         words=[len(p.text.split()) for p in passages],
-        tokens=[dense.count_tokens(p.embed_text(params.prefix)) for p in passages],
+        tokens=dense.count_tokens_many([p.embed_text(params.prefix) for p in passages]),
         embedded=embedded, reused=len(passages) - embedded,
         resplit=len(prepared.read.documents) - prepared.reused_documents,
     )
@@ -453,34 +441,28 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
     started = time.perf_counter()
     target = Path(index) if index is not None else default_index_path()
     with BuildLock(target):
-        return _build_locked(corpus, target, model, multilingual_model, params, index_type, progress, started)
+        previous = read_previous(target)
+        prepared = prepare(corpus, model, multilingual_model, params, previous, progress)
+        check_index_type(index_type, {e.dim for e in prepared.encoders.values()}, len(prepared.passages))
 
-
-def _build_locked(corpus, target: Path, model, multilingual_model, params, index_type, progress,
-                  started: float) -> BuildSummary:
-    previous = read_previous(target)
-    prepared = prepare(corpus, model, multilingual_model, params, previous, progress)
-    check_index_type(index_type, {e.dim for e in prepared.encoders.values()}, len(prepared.passages))
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_builds(target)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        write_texts(tmp, prepared.read.documents, prepared.passages)
-        cache = default_cache_path(target)
-        seed_cache(previous, target, cache, prepared.encoders)
-        query_models = export_query_models(prepared.encoders, cache)
-        vectors, embedded = embed_channels(prepared.passages, bulk_encoders(prepared.encoders, query_models),
-                                           prepared.params, cache, progress)
-        lexical, stats = lexical_and_stats(prepared)
-        channels = write_vectors(tmp, vectors, lexical, stats, index_type, query_models)
-        write_manifest(tmp, manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent)))
-        _swap_in(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return summary_of(prepared, str(target), started, embedded)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_builds(target)
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        try:
+            write_texts(tmp, prepared.read.documents, prepared.passages)
+            cache = default_cache_path(target)
+            seed_cache(previous, target, cache, prepared.encoders)
+            query_models = export_query_models(prepared.encoders, cache)
+            vectors, embedded = embed_channels(prepared.passages, bulk_encoders(prepared.encoders, query_models),
+                                               prepared.params, cache, progress)
+            lexical, stats = lexical_and_stats(prepared)
+            channels = write_vectors(tmp, vectors, lexical, stats, index_type, query_models)
+            write_manifest(tmp, manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent)))
+            _swap_in(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return summary_of(prepared, str(target), started, embedded)
 
 
 @dataclass

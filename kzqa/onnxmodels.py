@@ -81,8 +81,7 @@ class OnnxEncoder:
         return self.meta["source_fingerprint"]
 
     def count_tokens(self, text: str) -> int:
-        with self._lock:
-            return len(self._counter.encode(self.passage_prefix + text).ids)
+        return self.count_tokens_many([text])[0]
 
     def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
         with self._lock:

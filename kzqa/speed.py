@@ -27,6 +27,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -79,32 +81,33 @@ def start_figures() -> dict:
 
 def first_answer() -> dict:
     """Launch `python app.py` and time its port and its first /ask answer over HTTP."""
-    port = free_port()
     t0 = time.perf_counter()
-    proc = _start_app(port)
-    try:
-        _wait_for_port(port, proc, t0)
+    with running_app() as port:
         port_s = time.perf_counter() - t0
         _post_ask(httpx_client(), port, QUESTION)
         return {"port_open_s": round(port_s, 2), "first_answer_s": round(time.perf_counter() - t0, 2)}
+
+
+@contextmanager
+def running_app(timeout: float = 120) -> Iterator[int]:
+    """``python app.py`` on a free loopback port; yields the port once it is open, and stops
+    the app on exit. RuntimeError if the port does not open within ``timeout`` seconds."""
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.perf_counter() - t0 > timeout:
+                raise RuntimeError("the app did not open its port")
+            time.sleep(0.02)
+        yield port
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
-
-def _start_app(port: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, t0: float, timeout: float = 120) -> None:
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if proc.poll() is not None or time.perf_counter() - t0 > timeout:
-            raise RuntimeError("the app did not open its port")
-        time.sleep(0.02)
 
 
 def httpx_client():
@@ -210,11 +213,7 @@ def reference_search_ms(qs: list[str]) -> dict:
 def http_load(qs: list[str], user_counts=(4, 32), per_user: int = 20) -> dict:
     """Start the app and send ``/ask`` from N concurrent users on loopback (one HTTP client and
     thread each, ``per_user`` questions each): answers/s, p95, errors."""
-    port = free_port()
-    t0 = time.perf_counter()
-    proc = _start_app(port)
-    try:
-        _wait_for_port(port, proc, t0)
+    with running_app() as port:
         _post_ask(httpx_client(), port, QUESTION)
         out = {}
         for users in user_counts:
@@ -227,9 +226,6 @@ def http_load(qs: list[str], user_counts=(4, 32), per_user: int = 20) -> dict:
 
             out[str(users)] = _threaded(call, qs[:per_user], users)
         return out
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100) -> dict:
@@ -239,11 +235,7 @@ def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100)
     from gradio_client import Client
 
     qs = dev_questions(questions)
-    port = free_port()
-    t0 = time.perf_counter()
-    proc = _start_app(port)
-    try:
-        _wait_for_port(port, proc, t0)
+    with running_app() as port:
         url = f"http://127.0.0.1:{port}/"
         Client(url, verbose=False).predict(QUESTION, 5, "hybrid", api_name="/ask")  # warm-up
         out = {}
@@ -280,9 +272,6 @@ def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100)
                                "answers_per_s": round(len(times) / elapsed, 1), **percentiles(times),
                                "errors": len(errors), "error_samples": errors[:3]}
         return out
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 # ---------------------------------------------------------------- build
