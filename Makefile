@@ -40,7 +40,7 @@ test: install browser
 	$(PYTHON) -m pytest -q
 
 index: install
-	$(PYTHON) -m kzqa.cli build --corpus corpus --index embeddings
+	$(PYTHON) -m kzqa build --corpus corpus --index embeddings
 
 # Dev-set, follow-up and SciFact benchmarks → benchmarks/results.md (about 10 minutes here).
 bench: install
@@ -48,7 +48,7 @@ bench: install
 
 # 16 and 32 gradio_client users asking /ask for 20 s each → benchmarks/results/load.json and results.md.
 loadtest: install
-	$(PYTHON) -m kzqa.cli bench load --users 16 --users 32 --seconds 20 --out benchmarks/results/load.json
+	$(PYTHON) -m kzqa bench load --users 16 --users 32 --seconds 20 --out benchmarks/results/load.json
 	$(PYTHON) benchmarks/run.py --render-only
 
 clean:

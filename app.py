@@ -2,7 +2,7 @@
 
 import sys
 
-from kzqa.cli import main
+from kzqa.app.cli import main
 
 if __name__ == "__main__":
     main(["serve", *sys.argv[1:]])

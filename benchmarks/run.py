@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from kzqa import evaluate as ev  # noqa: E402
+from kzqa.bench import evaluate as ev  # noqa: E402
 
 RESULTS = HERE / "results"
 SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
@@ -42,13 +42,13 @@ SCALE_SIZES = (10_000, 100_000, 1_000_000)
 def run_scale() -> None:
     """`kzqa bench scale` at 10k, 100k and 1M passages, and the incremental-build timing."""
     for n in SCALE_SIZES:
-        subprocess.run([sys.executable, "-m", "kzqa.cli", "bench", "scale", "--passages", str(n), "--json",
+        subprocess.run([sys.executable, "-m", "kzqa", "bench", "scale", "--passages", str(n), "--json",
                         "--out", str(RESULTS / f"scale-{n}.json")], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, str(HERE / "incremental.py")], check=True, stdout=subprocess.DEVNULL)
 
 
 def scale_section() -> list[str]:
-    from kzqa.scale import scale_table
+    from kzqa.bench import scale_table
 
     reports = [r for r in (_load(f"scale-{n}.json") for n in SCALE_SIZES) if r]
     parts = []
@@ -85,12 +85,12 @@ def run_postgres() -> None:
 
 
 def run_load() -> None:
-    subprocess.run([sys.executable, "-m", "kzqa.cli", "bench", "load", "--users", "16", "--users", "32",
+    subprocess.run([sys.executable, "-m", "kzqa", "bench", "load", "--users", "16", "--users", "32",
                     "--seconds", "20", "--out", str(RESULTS / "load.json")], check=True, stdout=subprocess.DEVNULL)
 
 
 def load_section() -> list[str]:
-    from kzqa.evaluate import markdown_table
+    from kzqa.bench import markdown_table
 
     r = _load("load.json")
     if not r:
@@ -110,7 +110,7 @@ def run_fuzz() -> None:
 
 
 def fuzz_section() -> list[str]:
-    from kzqa.evaluate import markdown_table
+    from kzqa.bench import markdown_table
 
     r = _load("fuzz.json")
     if not r:
@@ -124,18 +124,18 @@ def fuzz_section() -> list[str]:
             "the reason as the HTTP error, one `error:` line with exit 1 or 2 from the CLI. *Unexpected*: any other "
             "exception, an internal error or exception name over HTTP, a traceback. The index faults (35 damaged "
             "copies of the shipped index, each refused with `IndexProblem`, and 3 harmless changes that load "
-            "correctly) are `tests/test_integrity.py`.", "",
+            "correctly) are `tests/stores/test_manifest.py`.", "",
             markdown_table(["area", "tried", "clean", "project error", "unexpected"], rows), ""]
 
 
 def run_speed_bench() -> None:
     """`kzqa bench speed` → results/speed-bench.json."""
-    subprocess.run([sys.executable, "-m", "kzqa.cli", "bench", "speed", "--json", "--out",
+    subprocess.run([sys.executable, "-m", "kzqa", "bench", "speed", "--json", "--out",
                     str(RESULTS / "speed-bench.json")], check=True, stdout=subprocess.DEVNULL)
 
 
 def speed_bench_section() -> list[str]:
-    from kzqa.speed import speed_table
+    from kzqa.bench import speed_table
 
     r = _load("speed-bench.json")
     if not r:
@@ -181,7 +181,7 @@ def speed_bench_section() -> list[str]:
 
 
 def postgres_section() -> list[str]:
-    from kzqa.scale import scale_table
+    from kzqa.bench import scale_table
 
     report = _load("postgres.json")
     if not report:
@@ -237,7 +237,7 @@ def run_dev() -> None:
 
 def run_followup(engine) -> None:
     try:
-        from kzqa.followup import resolve_followup
+        from kzqa.bench import resolve_followup
     except ImportError:  # follow-up resolution arrives with the chat
         return
     items, _ = ev.load_qa(HERE / "qa" / "followup.jsonl", strict=True)
@@ -257,7 +257,7 @@ def run_followup(engine) -> None:
 
 def run_speed_tradeoff(engine, items) -> None:
     """The default English mix against one without the multilingual-e5 query encoding."""
-    from kzqa.retrieve import FusionParams
+    from kzqa.bench import FusionParams
 
     english = [i for i in items if i.lang == "en"]
     out = {}
@@ -352,7 +352,7 @@ def render() -> str:
     if followup:
         parts += ["## Follow-up questions (`benchmarks/qa/followup.jsonl`, hybrid)", "",
                   "The second turn of each conversation, searched as typed and after resolution "
-                  "against the first turn (`kzqa.followup.resolve_followup`). The last row measures the price "
+                  "against the first turn (`kzqa.qa.followup.resolve_followup`). The last row measures the price "
                   "of resolution on questions that stand on their own: every dev question asked right after "
                   "the previous one, resolved as the chat does (compare with the hybrid `all` row above).", ""]
         parts += [_overall_table("query", followup), ""]
@@ -389,8 +389,8 @@ def render() -> str:
         if path.exists():
             parts += [path.read_text().strip(), ""]
         if name == "tuning.md" and path.exists():
-            from kzqa.passages import ChunkParams
-            from kzqa.retrieve import FusionParams
+            from kzqa import ChunkParams
+            from kzqa.bench import FusionParams
 
             c, f = ChunkParams(), FusionParams()
             parts += [f"Defaults chosen: passages of at most {c.target_words} words, {c.overlap_sentences} sentence "

@@ -23,9 +23,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import kzqa  # noqa: E402
-from kzqa import evaluate as ev  # noqa: E402
-from kzqa.passages import ChunkParams  # noqa: E402
-from kzqa.retrieve import detect_language, rrf  # noqa: E402
+from kzqa import ChunkParams  # noqa: E402
+from kzqa.bench import detect_language, evaluate as ev, rrf  # noqa: E402
 
 CHUNKINGS = [
     ChunkParams(target_words=120, overlap_sentences=1, prefix=True),

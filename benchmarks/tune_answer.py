@@ -4,18 +4,18 @@ The dev set has two batches: batch 1 (the first 145 questions, written with the 
 and batch 2 (`"batch": "2"`, written later from the corpus alone, never looked at while
 choosing anything). Every question is retrieved once (hybrid, k=5); then
 
-1. **Sentence selection** (:class:`kzqa.answer.SelectionParams`): a grid over which signals
+1. **Sentence selection** (:class:`kzqa.qa.answer.SelectionParams`): a grid over which signals
    are fused, k0, the answer-type bonus and the keep ratio, scored on batch 1's answerable
    questions by the share whose chosen sentences contain an evidence string, minus 0.05 per
    quoted sentence beyond the first (no padding). Reported on batch 2.
-2. **Abstention** (:class:`kzqa.abstain.AbstainModel`): a logistic regression over
-   :data:`kzqa.abstain.FEATURES`. The threshold is the lowest probability that keeps wrong
+2. **Abstention** (:class:`kzqa.qa.abstain.AbstainModel`): a logistic regression over
+   :data:`kzqa.qa.abstain.FEATURES`. The threshold is the lowest probability that keeps wrong
    declines on the training questions' cross-validated predictions at or under 4%. Reported as
    (a) 5-fold cross-validation over all questions (each fold's model and threshold chosen
    without it), (b) batch 2 with a model fitted on batch 1 only, (c) the shipped model (fitted
    on both batches) on the dev set it was fitted on.
 
-Writes kzqa/abstain_model.json (with --write), benchmarks/results/answer-tuning.json and .md.
+Writes kzqa/qa/abstain_model.json (with --write), benchmarks/results/answer-tuning.json and .md.
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import kzqa  # noqa: E402
-from kzqa import evaluate as ev  # noqa: E402
-from kzqa.abstain import FEATURES, AbstainModel, decide, features, hard_decline  # noqa: E402
-from kzqa.answer import SelectionParams, select_sentences, sentence_text  # noqa: E402
-from kzqa.question import analyse  # noqa: E402
+from kzqa.bench import (FEATURES, AbstainModel, SelectionParams, analyse, decide, evaluate as ev,  # noqa: E402
+                        features, hard_decline, select_sentences, sentence_text)
 
 MAX_WRONG = 0.04
 SENTENCE_PRICE = 0.05  # per quoted sentence beyond the first, in answer-evidence share
@@ -189,7 +187,7 @@ def cross_validated_outcome(frows, base: AbstainModel, folds: int = 5) -> list[d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="write kzqa/abstain_model.json")
+    parser.add_argument("--write", action="store_true", help="write kzqa/qa/abstain_model.json")
     parser.add_argument("--skip-grid", action="store_true",
                         help="keep the shipped SelectionParams (no grid search; refit abstention only)")
     args = parser.parse_args()
@@ -228,8 +226,8 @@ def main() -> None:
     (HERE / "results" / "answer-tuning.json").write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str))
     (HERE / "results" / "answer-tuning.md").write_text(render(report, best))
     if args.write:
-        (ROOT / "kzqa" / "abstain_model.json").write_text(json.dumps(shipped.to_dict(), indent=1) + "\n")
-        print("wrote kzqa/abstain_model.json")
+        (ROOT / "kzqa" / "qa" / "abstain_model.json").write_text(json.dumps(shipped.to_dict(), indent=1) + "\n")
+        print("wrote kzqa/qa/abstain_model.json")
 
 
 def render(report: dict, best: SelectionParams) -> str:
@@ -260,7 +258,7 @@ def render(report: dict, best: SelectionParams) -> str:
         lines.append(f"| {t} | {f['answerable']} | {f['unanswerable']} | {f['answer_evidence']} | {f['wrongly_declined']} "
                      f"| {f['unanswerable_declined']} |")
     m = report["model"]
-    lines += ["", "Shipped model (`kzqa/abstain_model.json`): threshold "
+    lines += ["", "Shipped model (`kzqa/qa/abstain_model.json`): threshold "
               f"{m['threshold']:.3f}; standardised coefficients " + ", ".join(
                   f"{n} {c:+.2f}" for n, c in zip(m["names"], m["coef"])) + ".", ""]
     return "\n".join(lines)

@@ -1,13 +1,13 @@
 """kzqa: cited answers from documents on Kazakhstan–China relations."""
 
 from ._version import __version__
-from .answer import Answer
-from .corpus import Document, Section
 from .backends import build, load
-from .engine import Engine, QueryError
-from .index import BuildSummary, IndexProblem
-from .passages import ChunkParams, Passage
-from .retrieve import Hit
+from .ingest.corpus import Document, Section
+from .ingest.passages import ChunkParams, Passage
+from .qa.answer import Answer
+from .qa.engine import Engine, QueryError
+from .qa.retrieve import Hit
+from .stores.base import BuildSummary, IndexProblem
 
 __all__ = ["Answer", "BuildSummary", "ChunkParams", "Document", "Engine", "Hit", "IndexProblem",
            "Passage", "QueryError", "Section", "__version__", "build", "load"]

@@ -1,8 +1,8 @@
 """Where an index lives: files in a folder (the embedded default) or a PostgreSQL database.
 
 ``load()`` and ``build()`` pick the place: a ``db`` URL (or ``$KZQA_DATABASE_URL`` when no
-folder is given) means PostgreSQL (:mod:`kzqa.postgres`), anything else the folder
-(:mod:`kzqa.index`). Search and answers are the same either way.
+folder is given) means PostgreSQL (:mod:`kzqa.stores.postgres`), anything else the folder
+(:mod:`kzqa.stores.files`). Search and answers are the same either way.
 """
 
 from __future__ import annotations
@@ -11,11 +11,19 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .encoders import MULTILINGUAL_MODEL
-from .engine import Engine
-from .index import BuildSummary, IndexProblem, build as build_files, open_index
-from .passages import ChunkParams
-from .postgres import ENV_URL, build_db, database_url, is_database_url, open_database
+from .channels.encoders import MULTILINGUAL_MODEL
+from .ingest.passages import ChunkParams
+from .qa.engine import Engine
+from .stores.base import BuildSummary, IndexProblem
+from .stores.files import open_index
+from .stores.filewrite import build as build_files
+from .stores.postgres import (
+    ENV_URL,
+    build_db,
+    database_url,
+    is_database_url,
+    open_database,
+)
 
 
 def _database(path: str | Path | None, db: str | None) -> str | None:
@@ -40,7 +48,7 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None, model:
           index_type: str = "auto", progress: bool = False, db: str | None = None) -> BuildSummary:
     """Build the index of ``corpus`` into the folder ``index`` or, given ``db`` (or
     ``$KZQA_DATABASE_URL`` when ``index`` is not given), into that database; atomically either
-    way. See :func:`kzqa.index.build` for the other parameters (``index_type`` is FAISS's)."""
+    way. See :func:`kzqa.stores.filewrite.build` for the other parameters (``index_type`` is FAISS's)."""
     url = _database(index, db)
     if url:
         return build_db(url, corpus, model=model, multilingual_model=multilingual_model, params=params,

@@ -33,7 +33,7 @@ def engine():
 
 @pytest.fixture(scope="session")
 def documents():
-    from kzqa.corpus import read_corpus
+    from kzqa.ingest.corpus import read_corpus
 
     corpus = read_corpus(CORPUS)
     assert not corpus.problems
@@ -42,7 +42,7 @@ def documents():
 
 @pytest.fixture(scope="session")
 def encoder():
-    from kzqa.encoders import get_encoder
+    from kzqa.channels.encoders import get_encoder
 
     return get_encoder()
 
@@ -119,7 +119,7 @@ def running_app(feedback_db):
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """``kzqa …`` as a user types it (through the module, so no PATH assumptions)."""
-    return subprocess.run([sys.executable, "-m", "kzqa.cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "kzqa", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
 
 
@@ -157,7 +157,7 @@ def pg_server():
     at the end of the session."""
     import tempfile
 
-    pgserver = pytest.importorskip("kzqa.pgserver")
+    pgserver = pytest.importorskip("kzqa.stores.pgserver")
     pytest.importorskip("psycopg", reason="PostgreSQL support is not installed (pip install 'kzqa[postgres]')")
     folder = Path(tempfile.mkdtemp(prefix="kzqa-test-pg-", dir="/tmp"))
     folder.chmod(0o755)  # the server account must pass through it
@@ -200,7 +200,7 @@ def pg_shipped(pg_server):
     like the committed index); its URL."""
     import psycopg
 
-    from kzqa.postgres import build_db
+    from kzqa.stores.postgres import build_db
 
     url = pg_server.url.rsplit("/", 1)[0] + "/shipped"
     with psycopg.connect(pg_server.url, autocommit=True) as conn:

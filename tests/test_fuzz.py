@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kzqa
-from kzqa.corpus import READERS, ReadError, drop_controls, read_document
-from kzqa.engine import MAX_K, MAX_QUESTION_CHARS, Engine
-from kzqa.passages import ChunkParams, sentence_spans, split_documents
+from kzqa.ingest.corpus import READERS, ReadError, drop_controls, read_document
+from kzqa.qa.engine import MAX_K, MAX_QUESTION_CHARS, Engine
+from kzqa.ingest.passages import ChunkParams, sentence_spans, split_documents
 
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # text with the characters that broke things before: lone surrogates, NUL, ESC, other scripts
@@ -87,7 +87,7 @@ def test_sentence_spans_are_ordered_stripped_and_exact(text, offset):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=st.sampled_from(list("Ab c.\n?!") + ["Ж", "中"]), min_size=1, max_size=3000))
 def test_every_passage_is_exactly_its_slice_of_the_document(encoder, text):
-    from kzqa.corpus import Document, Section
+    from kzqa.ingest.corpus import Document, Section
 
     document = Document("d", "d.txt", text, [Section("Body", 0, len(text))], "D")
     passages, _ = split_documents([document], encoder.count_tokens_many, ChunkParams(target_words=30))

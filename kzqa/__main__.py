@@ -1,0 +1,5 @@
+"""``python -m kzqa …`` is the ``kzqa`` command."""
+
+from .app.cli import main
+
+main()

@@ -1,0 +1,273 @@
+"""The Gradio web chat and its HTTP API: a thin edge over ``kzqa.load()`` / ``Engine.ask``.
+
+Everything shown comes from the user or the corpus and is escaped: it is displayed as text,
+never interpreted as HTML, Markdown or script. Only the citation markers are links.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import sqlite3
+from pathlib import Path
+
+import gradio as gr
+
+from ..backends import PendingEngine, load_in_background
+from ..qa.answer import ANSWERED, CONTEXT_LABEL, PARTIAL, PARTIAL_LABEL, Answer
+from ..qa.engine import MAX_QUESTION_CHARS, Engine, QueryError
+from ..qa.followup import resolve_followup
+from ..qa.retrieve import DEFAULT_MODE, MODES, Hit
+from ..stores.base import IndexProblem
+from .feedback import FeedbackStore, PgFeedbackStore, open_feedback
+
+EXAMPLES = [
+    "How tall is the Bayterek tower?",
+    "Who founded Atajurt Eriktileri?",
+    "Why did Kazakhs protest in 2016?",
+    "What was the trade turnover between China and Kazakhstan in 2019?",
+    "Какую организацию основал Серикжан Билаш?",
+]
+EMPTY_HINT = "Please type a question about Kazakhstan–China relations, e.g. “How tall is the Bayterek tower?”"
+SEARCHING = "Searching the documents…"
+INTERNAL_ERROR = "Sorry — something went wrong while answering; the server logged the cause. Please try again."
+log = logging.getLogger("kzqa.ui")
+
+CSS = """
+.kzqa-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px;
+             margin: 0 0 10px 0; scroll-margin-top: 12px; }
+.kzqa-card.kzqa-flash { outline: 3px solid var(--color-accent); }
+.kzqa-card-head { font-weight: 600; }
+.kzqa-meta { font-size: 0.85em; opacity: 0.8; margin: 2px 0 6px 0; }
+.kzqa-passage { white-space: pre-wrap; margin: 0; }
+.kzqa-passage mark { background: #ffe58a; color: #111; padding: 0 1px; }
+"""
+# A click on a citation marker in the chat scrolls its card into view (capture phase, before
+# Gradio's own link handling).
+HEAD = """<script>
+document.addEventListener('click', function (event) {
+  const link = event.target.closest && event.target.closest('a[href*="#kzqa-card-"]');
+  if (!link) return;
+  const card = document.getElementById(link.getAttribute('href').split('#')[1]);
+  if (!card) return;
+  event.preventDefault(); event.stopPropagation();
+  card.scrollIntoView({behavior: 'smooth', block: 'center'});
+  card.classList.add('kzqa-flash'); setTimeout(() => card.classList.remove('kzqa-flash'), 1500);
+}, true);
+</script>"""
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")
+
+
+def as_text(text: str) -> str:
+    """``text`` escaped so that Markdown and HTML show it literally."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def marker_link(n: int) -> str:
+    return f"[\\[{n}\\]](#kzqa-card-{n})"
+
+
+def render_reply(answer: Answer, question: str, resolved: str) -> str:
+    """The assistant message: searched-for line, notice, then by ``answer.status`` the quoted
+    sentences with markers ('answered'), the partial reply with the closest quotes set apart as
+    context ('partial'), or the not-covered reply."""
+    lines = []
+    if resolved != question:
+        lines.append(f"*Searched for:* {as_text(resolved)}")
+    if answer.notice:
+        lines.append(f"*{as_text(answer.notice)}*")
+    if answer.status == ANSWERED:
+        lines.append(" ".join(f"{as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes))
+    elif answer.status == PARTIAL:
+        lines += [f"⚠️ **{as_text(PARTIAL_LABEL)}**", as_text(answer.summary or ""), f"*{as_text(CONTEXT_LABEL)}*"]
+        lines += [f"> {as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes]
+    else:
+        lines.append(as_text(answer.text))
+    return "\n\n".join(lines)
+
+
+def highlighted(hit: Hit) -> str:
+    """The passage as HTML with its quoted sentences in <mark>, by exact offsets."""
+    out, pos = [], 0
+    for s, e in sorted(hit.highlights):
+        out += [html.escape(hit.text[pos:s]), "<mark>", html.escape(hit.text[s:e]), "</mark>"]
+        pos = e
+    out.append(html.escape(hit.text[pos:]))
+    return "".join(out)
+
+
+def render_sources(answer: Answer | None) -> str:
+    """One card per citation, numbered like the markers: the sources of an answer, the context
+    of a partial answer, or the closest passages when the documents do not cover the question."""
+    if answer is None:
+        return '<div class="kzqa-sources"><p>Sources of the latest answer appear here.</p></div>'
+    hits = answer.citations or answer.related
+    heading = ("Sources" if answer.status == ANSWERED else "Context (not an answer)" if answer.citations
+               else "Possibly related")
+    cards = [f'<div class="kzqa-sources" data-status="{answer.status}"><h3>{heading}</h3>']
+    for n, h in enumerate(hits, 1):
+        meta = [html.escape(h.section)]
+        meta += [html.escape(x) for x in (h.publisher, h.date) if x]
+        if h.url and h.url.startswith(("https://", "http://")):
+            meta.append(f'<a href="{html.escape(h.url, quote=True)}" target="_blank" rel="noopener noreferrer">source</a>')
+        meta.append(f"score {h.score:.4f}")
+        label = f"[{n}] " if answer.citations else ""
+        cards.append(
+            f'<div class="kzqa-card" id="kzqa-card-{n}" data-passage-id="{html.escape(h.passage_id)}">'
+            f'<div class="kzqa-card-head">{label}{html.escape(h.title)}</div>'
+            f'<div class="kzqa-meta">{" · ".join(meta)}</div>'
+            f'<p class="kzqa-passage">{highlighted(h)}</p></div>')
+    cards.append("</div>")
+    return "\n".join(cards)
+
+
+def new_session() -> dict:
+    return {"queries": [], "records": {}}
+
+
+def whole(k):
+    """A JSON number that is a whole number (5.0) as an int; anything else as it came."""
+    return int(k) if isinstance(k, float) and k.is_integer() else k
+
+
+def api_call(call):
+    """``call()`` for the HTTP API: a bad request or an index problem becomes its message; any
+    other failure is logged here with its traceback and the client gets a plain sentence
+    (never the internal exception text)."""
+    try:
+        return call()
+    except (QueryError, IndexProblem) as exc:
+        raise gr.Error(str(exc)) from exc
+    except Exception as exc:
+        log.exception("the API call failed")
+        raise gr.Error("internal error: the request could not be answered (the server logged the cause)") from exc
+
+
+def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedbackStore | None = None) -> gr.Blocks:
+    """The chat page and the named API endpoints /ask and /search. With an engine still loading,
+    the page opens at once; questions wait for the index, and the document list fills in then."""
+    feedback = feedback or open_feedback()
+    loading = isinstance(engine, PendingEngine) and not engine.wait(0)
+
+    def document_choices() -> list[tuple[str, str]]:
+        return [(d.title, d.doc_id) for d in engine.documents.values()]
+
+    def respond(message: str, history: list, session: dict, k: int, mode: str, doc_ids: list):
+        history = list(history or [])
+        session = session or new_session()
+        question = str(message or "")[:4 * MAX_QUESTION_CHARS].strip()  # the engine cuts it to MAX_QUESTION_CHARS
+        if not question:
+            yield history + [{"role": "assistant", "content": as_text(EMPTY_HINT)}], "", gr.skip(), session
+            return
+        shown = question if len(question) <= MAX_QUESTION_CHARS else question[:MAX_QUESTION_CHARS] + " …"
+        history = history + [{"role": "user", "content": as_text(shown)}]
+        yield history + [{"role": "assistant", "content": as_text(SEARCHING)}], "", gr.skip(), session
+        resolved = resolve_followup(session["queries"], question)
+        try:
+            answer = engine.ask(resolved, k=int(k), mode=mode, doc_ids=list(doc_ids or []) or None)
+        except (QueryError, IndexProblem) as exc:  # IndexProblem: the database stopped answering
+            yield history + [{"role": "assistant", "content": as_text(str(exc))}], "", gr.skip(), session
+            return
+        except Exception:
+            log.exception("answering in the chat failed")
+            yield history + [{"role": "assistant", "content": as_text(INTERNAL_ERROR)}], "", gr.skip(), session
+            return
+        session["queries"].append(answer.question)
+        history.append({"role": "assistant", "content": render_reply(answer, question, resolved)})
+        session["records"][len(history) - 1] = {
+            "question": question, "resolved_query": answer.question, "answer": answer.text,
+            "passage_ids": [h.passage_id for h in answer.citations or answer.related],
+            "mode": answer.mode, "abstained": answer.abstained}  # status is in the answer text
+        yield history, "", render_sources(answer), session
+
+    def on_like(data: gr.LikeData, session: dict):
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        record = (session or {}).get("records", {}).get(index)
+        if record is None:
+            return
+        try:
+            feedback.record(vote="up" if data.liked is True or data.liked == "Like" else "down", **record)
+        except (IndexProblem, OSError, sqlite3.Error) as exc:
+            gr.Warning(f"Your feedback could not be saved: {exc}")
+            return
+        gr.Info("Thanks — your feedback was saved.")
+
+    def clear():
+        return [], "", render_sources(None), new_session()
+
+    def api_ask(question: str, k: int = 5, mode: str = DEFAULT_MODE) -> dict:
+        """Answer a question from the documents: status ('answered', 'partial', 'not_covered'),
+        text with [n] markers, abstained, citations."""
+        return api_call(lambda: engine.ask(question, k=whole(k), mode=mode).to_dict())
+
+    def api_search(query: str, k: int = 5, mode: str = DEFAULT_MODE) -> dict:
+        """The k most relevant passages, best first."""
+        return api_call(lambda: {"query": Engine.prepare_question(query)[0],
+                                 "hits": [h.to_dict() for h in engine.search(query, k=whole(k), mode=mode)]})
+
+    with gr.Blocks(title="kzqa — Kazakhstan–China relations") as demo:
+        session = gr.State(new_session())
+        gr.Markdown("## kzqa — questions on Kazakhstan–China relations, answered from the documents\n"
+                    "Every sentence of an answer is quoted from a source; click a marker like [1] to see "
+                    "its passage. Ask in English, Russian, Kazakh or Chinese.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Chat", elem_id="kzqa-chat", height=520, latex_delimiters=[],
+                                  feedback_options=("Like", "Dislike"), buttons=["copy"])
+                box = gr.Textbox(label="Your question", elem_id="kzqa-question", lines=1,
+                                 placeholder="Ask about Kazakhstan–China relations…", max_length=20000)
+                with gr.Row():
+                    send = gr.Button("Ask", variant="primary", elem_id="kzqa-send")
+                    clear_btn = gr.Button("Clear", elem_id="kzqa-clear")
+                gr.Examples(EXAMPLES, inputs=box, label="Examples")
+            with gr.Column(scale=2):
+                sources = gr.HTML(render_sources(None), elem_id="kzqa-sources")
+                with gr.Accordion("Settings", open=False):
+                    k = gr.Slider(1, 10, value=5, step=1, label="Passages to answer from")
+                    mode = gr.Radio(list(MODES), value=DEFAULT_MODE, label="Retrieval mode")
+                    docs = gr.CheckboxGroup([] if loading else document_choices(), value=[],
+                                            label="Only these documents (none = all)")
+        inputs = [box, chat, session, k, mode, docs]
+        outputs = [chat, box, sources, session]
+        box.submit(respond, inputs, outputs, api_visibility="private", concurrency_limit=4)
+        send.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=4)
+        clear_btn.click(clear, None, [chat, box, sources, session], api_visibility="private")
+        chat.like(on_like, [session], None, api_visibility="private")
+        gr.api(api_ask, api_name="ask", queue=False)  # one HTTP request per call: no queue, no event stream
+        gr.api(api_search, api_name="search", queue=False)
+        if loading:
+            demo.load(lambda: gr.update(choices=document_choices()), None, docs, api_visibility="private")
+    return demo
+
+
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise QueryError("--auth must look like user:password")
+    return user, password
+
+
+READY_WAIT_S = 3.0  # an index that loads within this long is checked before the port opens
+
+
+def launch(index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
+           auth: str | None = None, share: bool = False, db: str | None = None,
+           feedback_db: str | None = None, engine: Engine | PendingEngine | None = None) -> None:
+    """Serve the chat on host:port (loopback by default; a share link only with share=True) from
+    ``engine``, else the index folder ``index`` or the database ``db`` (loaded in the background
+    while the page is built). A load error within READY_WAIT_S is raised here (the command
+    fails); after that the port opens and questions wait for the index. Feedback goes to
+    ``feedback_db`` (a path or URL), else to ``db`` (a read replica cannot take it: give the
+    primary), else the default."""
+    credentials = parse_auth(auth)
+    engine = engine or load_in_background(index, db=db)
+    if isinstance(engine, PendingEngine) and engine.wait(READY_WAIT_S):
+        engine = engine.get()  # raises IndexProblem & co. while the command can still report them
+    demo = build_app(engine, open_feedback(feedback_db or db))
+    demo.queue(default_concurrency_limit=4, max_size=64).launch(
+        server_name=host, server_port=port, share=share, auth=credentials, css=CSS, head=HEAD,
+        footer_links=["api"], show_error=True)

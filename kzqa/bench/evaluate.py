@@ -1,0 +1,378 @@
+"""Retrieval benchmarks: evidence-QA sets (JSONL) and BEIR data sets.
+
+Evidence-QA: a passage is relevant to a question when, after :func:`normalise_evidence` on
+both sides, it contains one of the question's evidence strings. ``Recall@k`` is the share of
+answerable questions with a relevant passage in the top k (top-k retrieval accuracy, ranx's
+``hit_rate@k``); MRR@10 and nDCG@10 use binary relevance over every relevant passage. All IR
+metrics are computed by ranx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import unicodedata
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..channels.embedcache import cache_dir
+from ..qa.engine import Engine
+from ..qa.retrieve import DEFAULT_MODE
+
+QA_CUTOFFS = (1, 3, 5, 10)
+warnings.filterwarnings("ignore", message=".*unsafe cast.*")  # ranx's numba kernels, harmless
+_CHAR_MAP = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+
+
+class EvalError(ValueError):
+    """Input a benchmark cannot run on (the message names the file and line)."""
+
+
+def normalise_evidence(text: str) -> str:
+    """NFKC; lowercase; ‘ ’ → ', “ ” → ", – — → -; every whitespace character deleted."""
+    text = unicodedata.normalize("NFKC", text).lower().translate(_CHAR_MAP)
+    return "".join(ch for ch in text if not ch.isspace())
+
+
+# ---------------------------------------------------------------- evidence-QA
+
+
+@dataclass(frozen=True)
+class QAItem:
+    id: str
+    question: str
+    evidence: tuple[str, ...]
+    type: str = "unlabelled"
+    lang: str = "unlabelled"
+    answer: str | None = None
+    history: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.evidence)
+
+
+def parse_qa_line(line: str, number: int) -> QAItem:
+    """One JSONL line → QAItem; raises EvalError naming the line and what is wrong."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise EvalError(f"line {number}: not JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise EvalError(f"line {number}: expected an object, got {type(data).__name__}")
+    question, evidence = data.get("question"), data.get("evidence")
+    if not isinstance(question, str) or not question.strip():
+        raise EvalError(f"line {number}: 'question' must be a non-empty string")
+    if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
+        raise EvalError(f"line {number}: 'evidence' must be a list of non-empty strings ([] = unanswerable)")
+    history = data.get("history") or []
+    return QAItem(id=str(data.get("id") or f"line{number}"), question=question,
+                  evidence=tuple(evidence), type=str(data.get("type") or "unlabelled"),
+                  lang=str(data.get("lang") or "unlabelled"), answer=data.get("answer"),
+                  history=tuple(h for h in history if isinstance(h, str)))
+
+
+def load_qa(path: str | Path, strict: bool = False) -> tuple[list[QAItem], list[str]]:
+    """Questions of a JSONL file and messages for the lines skipped (``strict``: raise instead)."""
+    items, problems = [], []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(parse_qa_line(line, number))
+            except EvalError as exc:
+                if strict:
+                    raise EvalError(f"{path}: {exc}") from exc
+                problems.append(f"{path}: {exc}")
+    ids = [i.id for i in items]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise EvalError(f"{path}: duplicate ids: {', '.join(duplicates)}")
+    return items, problems
+
+
+def quotes_evidence(answer, item: QAItem) -> bool:
+    """Does the answer, as given (not declined), quote an evidence string of ``item``? The quoted
+    sentences are joined and matched after :func:`normalise_evidence`, like passage relevance."""
+    if answer.abstained or not item.evidence:
+        return False
+    quoted = normalise_evidence(" ".join(sentence for sentence, _ in answer.quotes))
+    return any(normalise_evidence(e) in quoted for e in item.evidence)
+
+
+def normalised_passages(engine: Engine) -> list[tuple[str, str]]:
+    """(passage id, normalised text) of every passage, for :func:`relevant_passages`."""
+    return [(p.passage_id, normalise_evidence(p.text)) for p in engine.passages]
+
+
+def relevant_passages(passages: list[tuple[str, str]], item: QAItem) -> set[str]:
+    """Ids of the passages (from :func:`normalised_passages`) holding one of the item's evidence strings."""
+    needles = [normalise_evidence(e) for e in item.evidence]
+    return {pid for pid, text in passages if any(n in text for n in needles)}
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    type: str
+    lang: str
+    answerable: bool
+    rank: int | None  # 1-based rank of the first relevant passage within k, None if absent
+    relevant: int  # how many passages of the index are relevant
+    abstained: bool
+    search_ms: float
+    ask_ms: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    query: str = ""
+    status: str = ""  # the answer's state: answered, partial or not_covered
+    answer_evidence: bool = False  # the answer text quotes an evidence string
+
+
+def _qa_metric_names(k: int) -> list[str]:
+    return [f"hit_rate@{c}" for c in QA_CUTOFFS if c <= k] + [f"mrr@{k}", f"ndcg@{k}"]
+
+
+def _ranx_per_query(qrels: dict, run: dict, metrics: list[str]) -> dict[str, dict[str, float]]:
+    """{query id: {metric: value}} computed by ranx (only for queries with judgements)."""
+    from ranx import Qrels, Run, evaluate
+
+    if not qrels:
+        return {}
+    qrels_obj = Qrels({q: dict(r) for q, r in qrels.items()})
+    run_obj = Run({q: (run.get(q) or {"__none__": 0.0}) for q in qrels})
+    scores = evaluate(qrels_obj, run_obj, metrics, return_mean=False, make_comparable=True)
+    qids = list(qrels_obj.keys())
+    if len(metrics) == 1:
+        scores = {metrics[0]: scores}
+    return {q: {m: float(scores[m][i]) for m in metrics} for i, q in enumerate(qids)}
+
+
+def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int = 10,
+           ask_k: int = 5, resolve=None, progress: bool = False) -> list[QuestionResult]:
+    """Search (top ``k``) and ask (``ask_k`` passages) every question, timing both.
+
+    ``resolve(history, question) -> query`` rewrites follow-up questions (None: as asked)."""
+    from tqdm.auto import tqdm
+
+    results, qrels, run = [], {}, {}
+    passages = normalised_passages(engine)
+    for item in tqdm(items, desc=f"eval {mode}", disable=not progress, unit="q"):
+        query = resolve(list(item.history), item.question) if resolve else item.question
+        t0 = time.perf_counter()
+        hits = engine.search(query, k=k, mode=mode)
+        t1 = time.perf_counter()
+        answer = engine.ask(query, k=ask_k, mode=mode)
+        t2 = time.perf_counter()
+        relevant = relevant_passages(passages, item) if item.answerable else set()
+        rank = next((h.rank for h in hits if h.passage_id in relevant), None)
+        if relevant:
+            qrels[item.id] = {pid: 1 for pid in relevant}
+            run[item.id] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits)}
+        results.append(QuestionResult(item.id, item.type, item.lang, item.answerable, rank, len(relevant),
+                                      answer.abstained, (t1 - t0) * 1000, (t2 - t1) * 1000, query=query,
+                                      status=answer.status, answer_evidence=quotes_evidence(answer, item)))
+    per_query = _ranx_per_query(qrels, run, _qa_metric_names(k))
+    for r in results:
+        if r.answerable:  # answerable but no passage holds the evidence: every metric is 0
+            r.metrics = per_query.get(r.id, {m: 0.0 for m in _qa_metric_names(k)})
+    return results
+
+
+def _label(metric: str) -> str:
+    name, cut = metric.split("@")
+    return {"hit_rate": "Recall", "mrr": "MRR", "ndcg": "nDCG"}[name] + f"@{cut}"
+
+
+def summarise(results: list[QuestionResult]) -> dict:
+    """Figures for one group of questions (means of the per-question values)."""
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    out: dict = {"questions": len(results), "answerable": len(answerable), "unanswerable": len(unanswerable)}
+    if answerable:
+        for metric in answerable[0].metrics:
+            out[_label(metric)] = round(float(np.mean([r.metrics[metric] for r in answerable])), 4)
+        out["answer_evidence"] = round(float(np.mean([r.answer_evidence for r in answerable])), 4)
+        out["wrongly_abstained"] = round(float(np.mean([r.abstained for r in answerable])), 4)
+    if unanswerable:
+        out["abstained_unanswerable"] = round(float(np.mean([r.abstained for r in unanswerable])), 4)
+    for what in ("search", "ask"):
+        out.update({f"{what}_ms_{k}": v for k, v in percentiles([getattr(r, f"{what}_ms") for r in results]).items()})
+    return out
+
+
+def percentiles(ms: list[float]) -> dict:
+    """``{"p50": …, "p95": …}`` of latencies in milliseconds, rounded to 0.01."""
+    return {"p50": round(float(np.percentile(ms, 50)), 2), "p95": round(float(np.percentile(ms, 95)), 2)}
+
+
+def qa_report(results: list[QuestionResult], mode: str, source: str, k: int) -> dict:
+    groups = {"all": summarise(results)}
+    for key in ("type", "lang"):
+        for value in sorted({getattr(r, key) for r in results}):
+            groups[f"{key}={value}"] = summarise([r for r in results if getattr(r, key) == value])
+    return {"kind": "qa", "source": str(source), "mode": mode, "k": k, "groups": groups,
+            "questions": [r.__dict__ for r in results], **environment()}
+
+
+# ---------------------------------------------------------------- BEIR
+
+
+@dataclass
+class BeirData:
+    corpus: dict[str, dict]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def load_beir(folder: str | Path, split: str = "test") -> BeirData:
+    """corpus.jsonl, queries.jsonl and qrels/<split>.tsv of a BEIR folder (only judged queries)."""
+    folder = Path(folder)
+    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        if not (folder / name).exists():
+            raise EvalError(f"{folder}: not a BEIR folder ({name} is missing)")
+    corpus = {}
+    with open(folder / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                d = json.loads(line)
+                corpus[str(d["_id"])] = {"title": d.get("title") or "", "text": d.get("text") or ""}
+    qrels: dict[str, dict[str, int]] = {}
+    with open(folder / f"qrels/{split}.tsv", encoding="utf-8") as f:
+        for n, line in enumerate(f):
+            parts = line.rstrip("\n").split("\t")
+            if n == 0 and parts[0] == "query-id" or len(parts) < 3:
+                continue
+            if int(parts[2]) > 0:
+                qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    queries = {}
+    with open(folder / "queries.jsonl", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                q = json.loads(line)
+                if str(q["_id"]) in qrels:
+                    queries[str(q["_id"])] = q["text"]
+    return BeirData(corpus, queries, {q: r for q, r in qrels.items() if q in queries})
+
+
+def beir_engine(data: BeirData, modes: list[str], progress: bool = False) -> tuple[Engine, dict]:
+    """An in-memory engine over the BEIR corpus: one passage per document (title + text)."""
+    from ..channels.embedcache import EmbeddingCache
+    from ..channels.encoders import DEFAULT_MODEL, MULTILINGUAL_MODEL, get_encoder
+    from ..channels.lexical import LexicalIndex
+    from ..ingest.corpus import Document, Section
+    from ..ingest.passages import Passage
+    from ..stores.building import stats_of
+    from ..stores.files import FileStore
+    from ..stores.filewrite import faiss_index
+    from ..stores.manifest import DENSE, LEXICAL, MULTILINGUAL
+
+    ids = list(data.corpus)
+    texts = [f"{d['title']} {d['text']}".strip() for d in data.corpus.values()]
+    passages = [Passage(i, i, data.corpus[i]["title"], "", t, 0, len(t)) for i, t in zip(ids, texts)]
+    documents = {i: Document(i, i, t, [Section("", 0, len(t))], data.corpus[i]["title"])
+                 for i, t in zip(ids, texts)}
+    needs = set(modes) | ({DENSE, LEXICAL} if "hybrid" in modes else set())
+    encoders, vectors, timing = {}, {}, {}
+    for channel, model in ((DENSE, DEFAULT_MODEL), (MULTILINGUAL, MULTILINGUAL_MODEL)):
+        if channel in needs:
+            encoders[channel] = get_encoder(model)
+            t0 = time.perf_counter()
+            vecs, fresh = EmbeddingCache(cache_dir() / "embeddings", encoders[channel]).embed(texts, progress)
+            embedded = int(fresh.sum())
+            seconds = time.perf_counter() - t0
+            timing[channel] = {"embedded": embedded, "cached": len(texts) - embedded,
+                               "seconds": round(seconds, 2),
+                               "docs_per_s": round(embedded / seconds, 1) if embedded else None}
+            vectors[channel] = faiss_index(vecs, "Flat")
+    t0 = time.perf_counter()
+    lexical = LexicalIndex.build(texts) if LEXICAL in needs else None
+    if lexical:
+        timing[LEXICAL] = {"seconds": round(time.perf_counter() - t0, 2)}
+    store = FileStore(Path("."), {"channels": {}}, documents, passages, vectors,
+                      {c: np.zeros((0, encoders[c].dim), np.float32) for c in encoders}, lexical,
+                      stats_of(list(documents.values()), passages))
+    return Engine(store, encoders), timing
+
+
+def run_beir(folder: str | Path, modes: list[str], split: str = "test", k: int = 100,
+             progress: bool = False) -> dict:
+    """nDCG@10, MRR@10 and Recall@100 per mode (ranx), with timings and throughput."""
+    from ranx import Qrels, Run, evaluate
+
+    started = time.perf_counter()
+    data = load_beir(folder, split)
+    engine, timing = beir_engine(data, modes, progress)
+    results = {}
+    from tqdm.auto import tqdm
+
+    for mode in modes:
+        run, latencies = {}, []
+        for qid, text in tqdm(data.queries.items(), desc=f"beir {mode}", disable=not progress, unit="q"):
+            t0 = time.perf_counter()
+            hits = engine.search(text, k=k, mode=mode)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            run[qid] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits)} or {"__none__": 0.0}
+        scores = evaluate(Qrels(data.qrels), Run(run), ["ndcg@10", "mrr@10", f"recall@{k}"],
+                          make_comparable=True)
+        results[mode] = {"nDCG@10": round(float(scores["ndcg@10"]), 4),
+                         "MRR@10": round(float(scores["mrr@10"]), 4),
+                         f"Recall@{k}": round(float(scores[f"recall@{k}"]), 4),
+                         **{f"search_ms_{k}": v for k, v in percentiles(latencies).items()}}
+    return {"kind": "beir", "source": str(folder), "split": split, "documents": len(data.corpus),
+            "queries": len(data.queries), "judgements": sum(len(r) for r in data.qrels.values()),
+            "modes": results, "embedding": timing, "seconds": round(time.perf_counter() - started, 1),
+            **environment()}
+
+
+def environment() -> dict:
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+
+
+# ---------------------------------------------------------------- tables
+
+
+QA_COLUMNS = ["questions", "Recall@1", "Recall@3", "Recall@5", "Recall@10", "MRR@10", "nDCG@10",
+              "answer_evidence", "abstained_unanswerable", "wrongly_abstained", "search_ms_p50",
+              "search_ms_p95", "ask_ms_p50", "ask_ms_p95"]
+QA_HEADERS = ["group", "n", "R@1", "R@3", "R@5", "R@10", "MRR@10", "nDCG@10", "ans.evid",
+              "abst.unans", "abst.ans", "search p50", "p95 ms", "ask p50", "p95 ms"]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}" if value <= 1.0 else f"{value:.1f}"
+    return str(value)
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def qa_table(report: dict) -> str:
+    rows = [[group] + [figures.get(c) for c in QA_COLUMNS] for group, figures in report["groups"].items()]
+    return markdown_table(QA_HEADERS, rows)
+
+
+def beir_table(report: dict, published: dict[str, float] | None = None) -> str:
+    k_key = next(k for k in next(iter(report["modes"].values())) if k.startswith("Recall@"))
+    headers = ["mode", "nDCG@10", "MRR@10", k_key, "search p50 ms", "p95 ms"]
+    rows = []
+    for mode, f in report["modes"].items():
+        rows.append([mode, f["nDCG@10"], f["MRR@10"], f[k_key], f["search_ms_p50"], f["search_ms_p95"]])
+    if published:
+        headers.append("published nDCG@10")
+        for row in rows:
+            row.append(published.get(row[0]))
+    return markdown_table(headers, rows)

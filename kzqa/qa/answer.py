@@ -1,0 +1,202 @@
+"""Compose an extractive answer from retrieved passages, with citation markers.
+
+Every sentence of the retrieved passages is a :class:`Candidate` with one signal per channel
+(its similarity to the question under each dense model, its BM25 score, its passage's rank).
+:func:`score_sentences` fuses them as passages are fused (weighted reciprocal rank), and
+:func:`select_sentences` picks one to ``max_sentences`` of them: the best sentence for each
+part of the question, preferring sentences that hold the answer type the part asks for, and
+never a sentence about someone else than the question's subject when a better one exists.
+
+The answer quotes the chosen sentences, each followed by its marker: ``[n]`` refers to
+``answer.citations[n-1]``, and for every cited hit ``h`` and ``(s, e)`` in ``h.highlights``,
+``h.text[s:e]`` is a sentence quoted in ``answer.text``. ``answer.status`` is 'answered',
+'partial' (the documents discuss the topic but not the detail asked for: the quotes are context,
+not an answer) or 'not_covered'; ``answer.abstained`` is True unless 'answered'.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from ..channels.lexical import CorpusStats, tokenize
+from .question import Analysis, about_someone_else, offers
+from .retrieve import Hit
+
+NOT_COVERED = ("The documents do not cover this question. "
+               "The closest passages are listed below as possibly related.")
+ANSWERED, PARTIAL, NOT_COVERED_STATUS = "answered", "partial", "not_covered"
+STATUSES = (ANSWERED, PARTIAL, NOT_COVERED_STATUS)
+CONTEXT_LABEL = "Closest passages, as context only (not an answer):"
+PARTIAL_LABEL = "Partial answer: the documents do not state this detail."
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Hit]
+    abstained: bool
+    related: list[Hit] = field(default_factory=list)  # closest passages when abstaining
+    mode: str = "hybrid"
+    lang: str = "en"
+    notice: str | None = None  # e.g. the question was cut to the maximum length
+    confidence: float = 0.0
+    quotes: list[tuple[str, int]] = field(default_factory=list)  # (sentence, marker n), in order
+    status: str = ANSWERED  # 'answered', 'partial' or 'not_covered'
+    summary: str | None = None  # the one-sentence reply of a partial or not-covered answer
+
+    def to_dict(self) -> dict:
+        return {"question": self.question, "status": self.status, "summary": self.summary,
+                "text": self.text, "abstained": self.abstained,
+                "citations": [h.to_dict() for h in self.citations],
+                "related": [h.to_dict() for h in self.related], "mode": self.mode,
+                "lang": self.lang, "notice": self.notice, "confidence": round(self.confidence, 4),
+                "quotes": [list(q) for q in self.quotes]}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a retrieved passage: ``hits[hit_index].text[span[0]:span[1]]``, its
+    similarity to the question in the model that reads the question's language, and every
+    signal the engine has for it ('dense', 'multilingual': cosine; 'dense_context',
+    'multilingual_context': cosine of the sentence together with the one before it;
+    'lexical': BM25; 'passage': minus its passage's rank)."""
+
+    hit_index: int
+    span: tuple[int, int]  # offsets into the hit's text
+    similarity: float
+    signals: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    """How sentences are scored and chosen; tuned on the first batch of the dev set by
+    benchmarks/tune_answer.py (see benchmarks/results.md)."""
+
+    k0: float = 10.0
+    english: tuple[tuple[str, float], ...] = (("dense", 1.0), ("multilingual", 1.0), ("lexical", 1.0),
+                                              ("passage", 1.0), ("multilingual_context", 1.0))
+    other: tuple[tuple[str, float], ...] = (("multilingual", 1.0),)
+    type_bonus: float = 0.05  # added to the fused score of a sentence holding a part's answer type
+    part_lexical: float = 0.05  # × the sentence's BM25 for a part's own terms / the best such score
+    keep_ratio: float = 0.8  # further sentences are quoted only with a fused score this close to the best
+    max_sentences: int = 3
+
+    def weights(self, lang: str) -> dict[str, float]:
+        return dict(self.english if lang == "en" else self.other)
+
+
+def _sentence_key(text: str) -> str:
+    return re.sub(r"\W+", "", text.casefold())
+
+
+def sentence_text(hits: list[Hit], cand: Candidate) -> str:
+    return hits[cand.hit_index].text[cand.span[0]:cand.span[1]]
+
+
+def _ranks(values: list[float]) -> list[int]:
+    """Competition ranks from 1, best (highest) first; equal values share the best rank."""
+    order = sorted(values, reverse=True)
+    first = {}
+    for rank, v in enumerate(order, start=1):
+        first.setdefault(v, rank)
+    return [first[v] for v in values]
+
+
+def score_sentences(candidates: list[Candidate], lang: str, params: SelectionParams) -> list[float]:
+    """Weighted reciprocal-rank fusion of the candidates' signals:
+    ``scores[i] == sum(w[c] / (k0 + rank_c(i)))`` over the language's signals (rank from 1;
+    equal values share a rank, so the sentences of one passage tie on 'passage')."""
+    scores = [0.0] * len(candidates)
+    for signal, w in params.weights(lang).items():
+        values = [c.signals.get(signal) for c in candidates]
+        if w <= 0 or any(v is None for v in values):
+            continue
+        for i, rank in enumerate(_ranks(values)):
+            scores[i] += w / (params.k0 + rank)
+    return scores
+
+
+def select_sentences(hits: list[Hit], candidates: list[Candidate], analysis: Analysis,
+                     stats: CorpusStats, lang: str, params: SelectionParams | None = None) -> list[Candidate]:
+    """One to ``max_sentences`` sentences that answer the question, best first: for each part
+    of the question the best-scored sentence (fused score, plus ``type_bonus`` when it holds the
+    part's answer type, plus the part's own BM25 for two-part questions), then further
+    sentences only when they score within ``keep_ratio`` of the best. Repeated sentences
+    (passages overlap) and sentences about someone else (unless nothing else is left) are
+    skipped."""
+    params = params or SelectionParams()
+    if not candidates:
+        return []
+    fused = score_sentences(candidates, lang, params)
+    unique: dict[str, int] = {}
+    for i in sorted(range(len(candidates)), key=lambda i: (-fused[i], i)):
+        key = _sentence_key(sentence_text(hits, candidates[i]))
+        if len(key) >= 12:
+            unique.setdefault(key, i)
+    pool = list(unique.values())
+    on_subject = [i for i in pool if not about_someone_else(sentence_text(hits, candidates[i]), analysis, stats)]
+    pool = on_subject or pool
+    if not pool:
+        return []
+    tokens = {i: tokenize([sentence_text(hits, candidates[i])])[0] for i in pool} if len(analysis.parts) > 1 else {}
+    chosen: list[int] = []
+    for part in analysis.parts:
+        part_score = {i: fused[i] for i in pool}
+        if part.kind:
+            for i in pool:
+                if offers(part.kind, sentence_text(hits, candidates[i]), analysis.question, stats.common):
+                    part_score[i] += params.type_bonus
+        if tokens and part.terms:
+            lex = {i: stats.bm25(list(part.terms), tokens[i]) for i in pool}
+            top = max(lex.values()) or 1.0
+            for i in pool:
+                part_score[i] += params.part_lexical * lex[i] / top
+        best = max(pool, key=lambda i: (part_score[i], -i))
+        if best not in chosen:
+            chosen.append(best)
+    best_fused = max(fused[i] for i in chosen)
+    for i in pool:
+        if len(chosen) >= params.max_sentences or fused[i] < params.keep_ratio * best_fused:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return [candidates[i] for i in chosen[:params.max_sentences]]
+
+
+def _cite(hits: list[Hit], chosen: list[Candidate]) -> tuple[list[Hit], list[tuple[str, int]]]:
+    """The cited hits (with highlights) and the quotes with their markers."""
+    order: list[int] = []  # hit indices in citation order
+    highlights: dict[int, list[tuple[int, int]]] = {}
+    quotes: list[tuple[str, int]] = []
+    for cand in chosen:
+        if cand.hit_index not in order:
+            order.append(cand.hit_index)
+        highlights.setdefault(cand.hit_index, []).append(cand.span)
+        quotes.append((sentence_text(hits, cand), order.index(cand.hit_index) + 1))
+    return [replace(hits[i], highlights=sorted(highlights[i])) for i in order], quotes
+
+
+def partial_summary(topic: list[str], detail: str) -> str:
+    """'The documents discuss “A”, “B” and “C” but do not state {detail}.'"""
+    named = [f"“{t}”" for t in topic[:4]] or ["this topic"]
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"The documents discuss {listed} but do not state {detail}."
+
+
+def compose(question: str, hits: list[Hit], chosen: list[Candidate], *, status: str,
+            summary: str | None = None, **extra) -> Answer:
+    """Build the Answer: quoted sentences with markers ('answered'), the partial reply (one
+    sentence, then the closest quotes as context) or the not-covered reply."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown answer status {status!r}")
+    if status == NOT_COVERED_STATUS or not hits or not chosen:
+        return Answer(question, NOT_COVERED, [], True, related=list(hits), status=NOT_COVERED_STATUS,
+                      summary=NOT_COVERED, **extra)
+    citations, quotes = _cite(hits, chosen)
+    quoted = " ".join(f"{sentence} [{n}]" for sentence, n in quotes)
+    if status == PARTIAL:
+        text = f"{summary} {CONTEXT_LABEL} {quoted}"
+        return Answer(question, text, citations, True, quotes=quotes, status=PARTIAL, summary=summary, **extra)
+    return Answer(question, quoted, citations, False, quotes=quotes, status=ANSWERED, **extra)

@@ -1,0 +1,314 @@
+"""What a question asks for: its parts, the answer type of each part, its key terms, the names
+and the person it is about. Pure functions of the question text (and of :class:`CorpusStats`).
+
+``analyse(q).parts[i].text`` is a contiguous piece of ``q``; a question with one part has
+``parts[0].text == q``. ``offers(kind, sentence, question)`` tells whether ``sentence`` holds an
+answer of ``kind`` (a year, a date, a quantity, a person, a place) that ``question`` does not
+already hold.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..channels.lexical import MONTHS, CorpusStats, tokenize
+
+_QUESTION_WORDS = ("what which who whom whose when where why how many much long large big tall high year years "
+                   "day date name exact number amount kind type did does do is was were are been according "
+                   "document documents say mention")
+
+
+@lru_cache(maxsize=1)
+def question_terms() -> frozenset[str]:
+    """Question words (stemmed as lexical.tokenize stems them) that carry no topic."""
+    return frozenset(tokenize([_QUESTION_WORDS])[0])
+
+YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|[^\W\d_]+)?")
+_DATE = re.compile(rf"\b(?:\d{{1,2}}\s+(?:{MONTHS})|(?:{MONTHS})\s+\d{{1,4}}|(?:{MONTHS})\b|1[0-9]{{3}}\b|20[0-9]{{2}}\b)", re.I)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'\-]+(?:\s+[A-Z][\w’'\-]+)*")
+
+# (answer type, pattern over the lower-cased question); first match wins.
+_TYPE_CUES = [
+    ("year", r"\b(what|which|in what|in which) year\b|в каком году|в какой год|қай жыл|哪一年|哪年|什么年份|何年"),
+    ("date", r"\bwhen\b|\bwhat (exact )?(day|date|month)\b|когда|какого числа|қашан|何时|什么时候|哪天|几月"),
+    ("quantity", r"\bhow (many|much|long|large|big|tall|high|far|old)\b|\bwhat (percentage|share|amount|number)\b"
+                 r"|\bwhat (?:is|was|are|were) the (?:\w+ )?(?:population|capacity|length|area|size|cost|price|budget|value)\b"
+                 r"|сколько|какой процент|какова (сумма|высота|длина)|қанша|неше|多少|几|多高|多长|多大"),
+    ("person", r"\bwho\b|\bwhose\b|\bwhom\b|\bwhat is the name of\b|\bname the\b|кто|кого|кім|谁"),
+    ("place", r"\bwhere\b|\bin which (city|country|town|region|province)\b|где|куда|откуда|қайда|қай жерде|哪里|在哪|何处"),
+]
+# Types whose absence from the quoted sentences means the detail asked for is not given.
+CHECKED_TYPES = ("year", "date", "quantity", "person")
+
+# A unit the question names must come with the number: "in kilometres", "cubic metres", "how much … pay".
+_UNIT_CUES = [
+    (r"\bkilomet(er|re)s?\b|\bkm\b", r"kilomet|\bkm\b"),
+    (r"\bcubic\b", r"\bcubic\b"),
+    (r"\btonn?es?\b", r"\btonn?e"),
+    (r"\bhectares?\b", r"\bhectare"),
+    (r"\bpercent(age)?\b|%", r"%|percent"),
+    (r"\bhow much\b.*\b(pay|paid|cost|invest|loan|lend|lent|spend|spent|worth|price|amount|fine)",
+     r"usd|\$|dollar|tenge|yuan|rmb|billion|million"),
+]
+
+# Where a two-part question splits: "Who founded it, and when?", "где … и сколько …", "… және қашан".
+_PART_SPLIT = re.compile(
+    r",?\s+(?:and|и|және|а также)\s+(?=(?:who|whom|whose|when|where|what|which|why|how|in what|in which|"
+    r"кто|когда|где|куда|сколько|почему|зачем|какой|какая|какие|каком|кім|қашан|қайда|қанша|неше|неге|қай)\b)",
+    re.I)
+
+_FEMALE = re.compile(r"\b(she|her|hers|herself|woman|women|mother|wife|daughter)\b", re.I)
+_MALE = re.compile(r"\b(he|his|him|himself|man|father|husband|son)\b", re.I)
+_FEMALE_PRONOUN = re.compile(r"\b(she|her|hers|herself)\b", re.I)
+_MALE_PRONOUN = re.compile(r"\b(he|his|him|himself)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a question: its text, its answer type and its own key terms."""
+
+    text: str
+    kind: str | None
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the answer stage needs to know about a question."""
+
+    question: str
+    parts: tuple[Part, ...]
+    terms: tuple[str, ...]  # key terms of the whole question (stemmed, question words removed)
+    years: tuple[str, ...]
+    units: tuple[str, ...]  # patterns a supporting sentence must match
+    persons: tuple[str, ...] = ()  # lower-cased name words of the question with a known gender
+    gender: str | None = None  # 'f' or 'm': whom the question is about, when it can tell
+    unseen: tuple[str, ...] = field(default=())  # capitalised words the corpus never mentions
+    counted: frozenset[str] = frozenset()  # what a quantity question counts or measures (stems)
+    roles: frozenset[str] = frozenset()  # the role a 'who' question asks to name (stems)
+
+    @property
+    def kind(self) -> str | None:
+        return next((p.kind for p in self.parts if p.kind), None)
+
+
+def answer_type(question: str) -> str | None:
+    """'year', 'date', 'quantity', 'person', 'place' or None, from the question words."""
+    q = question.lower()
+    for kind, pattern in _TYPE_CUES:
+        if re.search(pattern, q):
+            return kind
+    return None
+
+
+def required_units(question: str) -> list[str]:
+    """Patterns a supporting sentence must match for the units or money the question asks for."""
+    q = question.lower()
+    return [need for cue, need in _UNIT_CUES if re.search(cue, q)]
+
+
+def key_terms(question: str) -> list[str]:
+    return [t for t in dict.fromkeys(tokenize([question])[0]) if t not in question_terms()]
+
+
+def split_parts(question: str) -> list[str]:
+    """The question cut where a second question word starts a new clause ("…, and when?",
+    "Where and when …"); at most two parts."""
+    pieces = [p.strip(" ,?？") for p in _PART_SPLIT.split(question, maxsplit=1)]
+    return pieces if len(pieces) == 2 and all(pieces) else [question]
+
+
+def unseen_names(question: str, stats: CorpusStats) -> list[str]:
+    """Latin-script capitalised words of the question (past its first word) that the corpus, its
+    titles, authors and publishers never mention: 'Khorgos', 'Peru', 'iPhone'."""
+    words = re.findall(r"[A-Za-z][A-Za-z’'\-]*", question)[1:]
+    names = []
+    for word in words:
+        stem = re.sub(r"(’s|'s|’|')$", "", word)
+        if any(ch.isupper() for ch in stem) and any(part and part.lower() not in stats.words
+                                                     for part in stem.split("-")):
+            names.append(stem)
+    return names
+
+
+def question_gender(question: str, stats: CorpusStats) -> tuple[tuple[str, ...], str | None]:
+    """The named people of the question that the corpus genders, and the question's gender:
+    from its own pronouns ('her', 'he'), else from the corpus's pronouns for the named person."""
+    words = [w.lower() for w in re.findall(r"[A-Z][a-z’'\-]+", question)]
+    persons = tuple(w for w in words if w in stats.genders)
+    if _FEMALE.search(question) and not _MALE.search(question):
+        return persons, "f"
+    if _MALE.search(question) and not _FEMALE.search(question):
+        return persons, "m"
+    genders = {stats.genders[w] for w in persons}
+    return persons, (genders.pop() if len(genders) == 1 else None)
+
+
+def analyse(question: str, stats: CorpusStats) -> Analysis:
+    parts = tuple(Part(p, answer_type(p), tuple(key_terms(p))) for p in split_parts(question))
+    persons, gender = question_gender(question, stats)
+    return Analysis(question, parts, tuple(key_terms(question)), tuple(YEAR.findall(question)),
+                    tuple(required_units(question)), persons, gender, tuple(unseen_names(question, stats)),
+                    counted_terms(question), role_terms(question))
+
+
+# What 'how tall/long/…' measures in; English only (the documents are English).
+_MEASURES = {"tall": "meter metre", "high": "meter metre", "long": "kilometre kilometer km meter metre mile year month",
+             "far": "kilometre kilometer km mile", "old": "year", "large": "square hectare km percent hundred thousand",
+             "big": "square hectare km percent hundred thousand"}
+_NOT_COUNTED = set("did does do is was were are has have had will would can could should the a an of in on at to "
+                   "for by from with that which who".split())
+_COUNT = re.compile(r"\d[\d,.]*\s*%?|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
+                    r"dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
+
+
+def counted_terms(question: str) -> frozenset[str]:
+    """What an English quantity question counts or measures, as stems: the words after
+    'how many' up to the verb ('how many Chinese workers were …' → chines, worker), the units
+    of 'how tall/long/far/old/large' and '%' for 'what percentage/share'. Empty for 'how much'
+    (money or amounts: see :func:`required_units`) and for other questions."""
+    q = question.lower()
+    out: set[str] = set()
+    m = re.search(r"\bhow (many|tall|high|long|far|old|large|big)\b(.*)", q)
+    if m:
+        if m.group(1) in _MEASURES:
+            out |= set(tokenize([_MEASURES[m.group(1)]])[0])
+        for word in re.findall(r"[a-z]+", m.group(2))[:3]:
+            if word in _NOT_COUNTED:
+                break
+            out |= set(tokenize([word])[0])
+    if re.search(r"\bwhat (percentage|share|proportion)\b", q):
+        out |= {"%", "percent"}
+    m = re.search(r"\bwhat (?:is|was|are|were) the (?:\w+ )?(population|capacity|length|area|size)\b", q)
+    if m:
+        out |= set(tokenize([m.group(1)])[0])
+    return frozenset(out)
+
+
+_ROLE = re.compile(r"\bwho (?:is|was|are|were) (?:the |a |an )?((?:[\w’']+ ){0,2}?[a-z]+)\b(?= of| in| at| for| to| as|\?|$)"
+                   r"|\bname of (?:the |a |an )?((?:[\w’']+ ){0,2}?[a-z]+)\b(?= of| in| at| for| to| who|\?|$)"
+                   r"|\bwhich ([a-z]+) (?!of\b)[a-z]+(?:ed|s)\b"
+                   r"|\b(?:took over|served|acted) as (?:the )?([a-z]+)\b", re.I)
+
+
+def role_terms(question: str) -> frozenset[str]:
+    """The role an English 'who' question asks to name, as stems: 'Who is the director of …'
+    → director, 'the name of China's ambassador' → ambassador, 'Which architect designed …' →
+    architect, 'who took over as head' → head. Empty when it asks for a doer ('Who founded …')."""
+    m = _ROLE.search(question)
+    if not m:
+        return frozenset()
+    phrase = next(g for g in m.groups() if g)
+    first, last = phrase.split()[0].lower(), phrase.split()[-1].lower()
+    if first in _NOT_COUNTED or last in _NOT_COUNTED or last in {"one", "person", "people", "man", "woman", "name", "names"}:
+        return frozenset()
+    return frozenset(tokenize([last])[0])
+
+
+def name_beside_role(sentence: str, roles: frozenset[str]) -> bool:
+    """Does a capitalised name stand within four words of one of the ``roles`` in ``sentence``
+    ('AIFC Governor Kairat Kelimbetov', 'his successor, President Tokayev')?"""
+    words = re.findall(r"[\w’'\-]+", sentence)
+    stems = [tokenize([w])[0] for w in words]
+    for i, st in enumerate(stems):
+        if st and st[0] in roles:
+            near = words[max(0, i - 4):i] + words[i + 1:i + 5]
+            if any(w[0].isupper() for w in near if w.lower() not in {"the", "a", "an"}):
+                return True
+    return False
+
+
+def number_attached(sentence: str, counted: frozenset[str]) -> bool:
+    """Does a number of ``sentence`` stand beside (within three words) one of the ``counted``
+    stems: '2,000 Chinese workers', '97 meters', '22.8%'?"""
+    for m in _COUNT.finditer(sentence):
+        if "%" in m.group(0) and counted & {"%", "percent"}:
+            return True
+        near = (tokenize([sentence[max(0, m.start() - 40):m.start()]])[0][-3:]
+                + tokenize([sentence[m.end():m.end() + 40]])[0][:3])
+        if counted & set(near):
+            return True
+    return False
+
+
+def about_someone_else(sentence: str, analysis: Analysis, stats: CorpusStats) -> bool:
+    """True when ``sentence`` is clearly about another person than the question: it names a
+    person of the other gender (or another gendered person) and not the question's, or it
+    refers by pronoun only to someone of the other gender."""
+    if analysis.gender is None:
+        return False
+    words = {w.lower() for w in re.findall(r"[A-Z][a-z’'\-]+", sentence)}
+    if words & set(analysis.persons):
+        return False
+    others = {stats.genders[w] for w in words if w in stats.genders}
+    if others:
+        return analysis.gender not in others
+    female, male = bool(_FEMALE_PRONOUN.search(sentence)), bool(_MALE_PRONOUN.search(sentence))
+    return (male and not female) if analysis.gender == "f" else (female and not male)
+
+
+def _question_numbers(question: str) -> set[str]:
+    return {re.sub(r"\D", "", n) for n in _NUMBER.findall(question)}
+
+
+_NUMBER_WORDS = re.compile(r"\b(?:(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|fifty|"
+                           r"a few|several|many) (?:hundred|thousand|million|billion)s?|hundreds|thousands|"
+                           r"millions|billions|dozens)\b", re.I)
+_QUANTITY_UNITS = {"%", "percent", "million", "billion", "thousand", "hundred", "meter", "metre",
+                   "kilometre", "kilometer", "km", "usd", "time", "people", "kazakh", "chinese"}
+_LEADING = {"in", "the", "on", "at", "after", "before", "during", "since", "according", "a", "an", "by",
+            "from", "for", "as", "with", "when", "while", "president", "minister"}
+
+
+def _is_quantity(number: str, unit: str) -> bool:
+    """A number that is not a bare year: '97 meters', '66.7%', '19', '14.36 billion'."""
+    digits = re.sub(r"\D", "", number)
+    return bool(digits) and (not YEAR.fullmatch(number) or unit.lower().rstrip("s") in _QUANTITY_UNITS)
+
+
+def _is_name(phrase: str) -> bool:
+    """Capitalised words inside a sentence that are not a month or a sentence opener."""
+    words = phrase.lower().split()
+    while words and words[0] in _LEADING:
+        words = words[1:]
+    return bool(words) and not any(re.fullmatch(MONTHS, w) for w in words)
+
+
+def offers(kind: str | None, sentence: str, question: str, common: frozenset[str] = frozenset()) -> bool:
+    """Does ``sentence`` hold an answer of ``kind`` that the question does not already hold?
+    (True for questions without a type.) A name whose stemmed words are all in ``common`` (words
+    of most passages: 'China', 'Kazakhstan') does not answer 'who' or 'where'."""
+    q = question.lower()
+    asked = _question_numbers(question)
+    if kind == "year":
+        return any(y not in asked for y in YEAR.findall(sentence))
+    if kind == "date":
+        return any(m.group(0).lower() not in q and re.sub(r"\D", "", m.group(0)) not in asked
+                   for m in _DATE.finditer(sentence))
+    if kind == "quantity":
+        if not all(re.search(need, sentence, re.I) for need in required_units(question)):
+            return False
+        if _NUMBER_WORDS.search(sentence):
+            return True
+        return any(_is_quantity(m.group(1), m.group(2) or "") and re.sub(r"\D", "", m.group(1)) not in asked
+                   for m in _QUANTITY.finditer(sentence))
+    if kind in ("person", "place"):  # 'who' is answered by people, organisations and countries alike
+        return any(_is_name(m.group(0)) and m.group(0).lower() not in q
+                   and not (common and set(tokenize([m.group(0)])[0]) <= common) for m in _NAME.finditer(sentence))
+    return True
+
+
+def topic_words(question: str, text_terms: set[str]) -> list[str]:
+    """Words of the question (as typed, in order, names first) whose stemmed form is a key term
+    found in ``text_terms``: what the documents do discuss of the question."""
+    words = []
+    for m in re.finditer(r"[^\W\d_][\w’'\-]*", question):
+        stems = tokenize([m.group(0)])[0]
+        if stems and stems[0] not in question_terms() and stems[0] in text_terms:
+            words.append(re.sub(r"(’s|'s)$", "", m.group(0)))
+    words = list(dict.fromkeys(words))
+    return sorted(words, key=lambda w: not w[0].isupper())

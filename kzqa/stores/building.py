@@ -1,0 +1,192 @@
+"""The steps of a build that do not depend on where the index is stored: read and split the
+corpus (:func:`prepare`), embed every channel (:func:`embed_channels`, through the embedding
+cache), build BM25 and the corpus statistics, and describe the result (:func:`manifest_of`,
+:func:`summary_of`). :mod:`kzqa.stores.filewrite` writes them to a folder,
+:mod:`kzqa.stores.postgres` to a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..channels.embedcache import EmbeddingCache
+from ..channels.encoders import DEFAULT_MODEL, Encoder, get_encoder
+from ..channels.lexical import CorpusStats, LexicalIndex, corpus_stats
+from ..channels.onnxmodels import BULK_THREADS, cached_export, open_exported
+from ..ingest.corpus import Corpus, Document, file_hashes, read_corpus
+from ..ingest.passages import ChunkParams, Passage, split_documents
+from .base import BuildSummary, IndexProblem
+from .manifest import DENSE, FORMAT, MULTILINGUAL, PIPELINE_VERSION
+
+
+@dataclass
+class Prepared:
+    """A corpus read and split for one build, with the models that embed it."""
+
+    corpus_dir: Path
+    read: Corpus  # documents and problems
+    encoders: dict[str, Encoder]
+    params: ChunkParams
+    passages: list[Passage]
+    cut: int
+    reused_documents: int
+
+
+@dataclass
+class PreviousIndex:
+    """What a rebuild reuses of the index it replaces (read once)."""
+
+    manifest: dict
+    document_texts: dict[str, str]
+    passages: list[Passage]
+
+
+def reusable_passages(previous: PreviousIndex | None, documents: list[Document], params: ChunkParams,
+                      dense_fingerprint: str) -> dict[str, list[Passage]]:
+    """The previous index's passages of every document whose cleaned text is unchanged, when it
+    was split with the same parameters, pipeline and token counter (else nothing)."""
+    if previous is None:
+        return {}
+    manifest = previous.manifest
+    try:
+        if (manifest.get("pipeline_version") != PIPELINE_VERSION or manifest.get("chunking") != params.to_dict()
+                or manifest["channels"][DENSE]["fingerprint"] != dense_fingerprint):
+            return {}
+    except (KeyError, TypeError, AttributeError):
+        return {}
+    by_doc: dict[str, list[Passage]] = {}
+    for p in previous.passages:
+        by_doc.setdefault(p.doc_id, []).append(p)
+    return {d.doc_id: by_doc[d.doc_id] for d in documents
+            if previous.document_texts.get(d.doc_id) == d.text and d.doc_id in by_doc}
+
+
+def prepare(corpus: str | Path, model: str | None, multilingual_model: str | None, params: ChunkParams | None,
+            previous: "PreviousIndex | None" = None, progress: bool = False) -> Prepared:
+    """Read ``corpus``, load the models and split the documents (reusing ``previous``'s passages
+    of unchanged documents). Raises IndexProblem when no document is readable."""
+    corpus_dir = Path(corpus)
+    params = params or ChunkParams()
+    read = read_corpus(corpus_dir)
+    if not read.documents:
+        reasons = "; ".join(map(str, read.problems)) or "no .txt/.md/.html/.pdf files"
+        raise IndexProblem(f"no readable documents in {corpus_dir} ({reasons})")
+    encoders: dict[str, Encoder] = {DENSE: get_encoder(model or DEFAULT_MODEL)}
+    if multilingual_model:
+        encoders[MULTILINGUAL] = get_encoder(multilingual_model)
+    dense = encoders[DENSE]
+    params = ChunkParams(**{**params.to_dict(), "max_tokens": min(params.max_tokens, dense.max_tokens)})
+    reuse = reusable_passages(previous, read.documents, params, dense.fingerprint())
+    passages, cut = split_documents(read.documents, dense.count_tokens_many, params, reuse, progress)
+    return Prepared(corpus_dir, read, encoders, params, passages, cut, len(reuse))
+
+
+def sentence_texts(passages: list[Passage]) -> list[str]:
+    return [p.text[s:e] for p in passages for s, e in p.sentences]
+
+
+def stats_of(documents: list[Document], passages: list[Passage], lexical: LexicalIndex | None = None) -> CorpusStats:
+    """The corpus statistics of an index (term document frequencies from ``lexical`` if given)."""
+    sentences = list(dict.fromkeys(sentence_texts(passages)))
+    return corpus_stats([p.text for p in passages], sentences,
+                        [f"{d.text}\n{d.title}\n{d.publisher or ''}\n{d.author or ''}" for d in documents],
+                        df=lexical.document_frequencies() if lexical is not None else None)
+
+
+def lexical_and_stats(prepared: Prepared) -> tuple[LexicalIndex, CorpusStats]:
+    """The BM25 index of the passages (as embedded) and the corpus statistics."""
+    lexical = LexicalIndex.build([p.embed_text(prepared.params.prefix) for p in prepared.passages])
+    return lexical, stats_of(prepared.read.documents, prepared.passages, lexical)
+
+
+def _passages_touched(passages: list[Passage], fresh: np.ndarray) -> int:
+    """Passages whose text or one of whose sentences had to be embedded (``fresh``: passage
+    texts first, then every passage's sentences in order)."""
+    pos, touched = len(passages), 0
+    for i, p in enumerate(passages):
+        k = len(p.sentences)
+        touched += bool(fresh[i] or fresh[pos:pos + k].any())
+        pos += k
+    return touched
+
+
+@dataclass
+class Embedded:
+    """One dense channel's vectors: ``passages[i]`` is passage i's vector, ``sentences`` holds one
+    vector per sentence, passage by passage, in order."""
+
+    entry: dict  # the manifest's channel entry: model, fingerprint, dim
+    passages: np.ndarray
+    sentences: np.ndarray
+
+
+def embed_channels(passages: list[Passage], encoders: dict[str, Encoder], params: ChunkParams, cache: Path,
+                   progress: bool = False) -> tuple[dict[str, Embedded], int]:
+    """Every channel's passage and sentence vectors, and how many passages had to be embedded
+    (vectors of texts already in ``cache`` are reused; the cache then keeps only these texts)."""
+    texts = [p.embed_text(params.prefix) for p in passages]
+    sentences = sentence_texts(passages)
+    out: dict[str, Embedded] = {}
+    embedded = 0
+    for channel, encoder in encoders.items():
+        too_long = [n for n in encoder.count_tokens_many(texts) if n > encoder.max_tokens]
+        if too_long:
+            raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
+        embeddings = EmbeddingCache(cache, encoder)
+        vectors, fresh = embeddings.embed(texts, progress=progress)  # passages, then their sentences
+        sentence_vectors, fresh_sentences = embeddings.embed(sentences, progress=progress)
+        embeddings.keep_only(texts + sentences)
+        embedded = max(embedded, _passages_touched(passages, np.concatenate([fresh, fresh_sentences])))
+        entry = {"model": encoder.name, "fingerprint": encoder.fingerprint(), "dim": encoder.dim}
+        out[channel] = Embedded(entry, vectors, sentence_vectors)
+    return out, embedded
+
+
+def export_query_models(encoders: dict[str, Encoder], cache: Path) -> dict[str, Path]:
+    """Each channel's ONNX export (in the cache; made once per model weights), where it has one."""
+    return {c: folder for c, e in encoders.items() if (folder := cached_export(e, cache)) is not None}
+
+
+def bulk_encoders(encoders: dict[str, Encoder], exported: dict[str, Path]) -> dict[str, Encoder]:
+    """The encoders a build embeds with: the ONNX exports on every core where there are some
+    (same weights, so the same fingerprints and cache), else the models themselves."""
+    return {c: open_exported(exported[c], threads=BULK_THREADS) if c in exported else e for c, e in encoders.items()}
+
+
+def _corpus_hash(hashes: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+def manifest_of(prepared: Prepared, channels: dict, corpus_path: str) -> dict:
+    """The manifest of a build: versions, corpus files and hash, chunking, channels, counts."""
+    hashes = file_hashes(prepared.corpus_dir)
+    passages = prepared.passages
+    return {
+        "format": FORMAT, "kzqa_version": __version__, "pipeline_version": PIPELINE_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "corpus": {"path": corpus_path, "files": hashes, "hash": _corpus_hash(hashes)},
+        "chunking": prepared.params.to_dict(), "channels": channels,
+        "counts": {"documents": len(prepared.read.documents), "passages": len(passages),
+                   "sentences": sum(len(p.sentences) for p in passages)},
+        "problems": [str(p) for p in prepared.read.problems],
+    }
+
+
+def summary_of(prepared: Prepared, target: str, started: float, embedded: int) -> BuildSummary:
+    dense, params, passages = prepared.encoders[DENSE], prepared.params, prepared.passages
+    return BuildSummary(
+        index=target, documents=len(prepared.read.documents), passages=len(passages),
+        seconds=time.perf_counter() - started, problems=prepared.read.problems, cut_sentences=prepared.cut,
+        words=[len(p.text.split()) for p in passages],
+        tokens=dense.count_tokens_many([p.embed_text(params.prefix) for p in passages]),
+        embedded=embedded, reused=len(passages) - embedded,
+        resplit=len(prepared.read.documents) - prepared.reused_documents,
+    )

@@ -1,0 +1,132 @@
+"""The chat as a person uses it: Debian's Chromium driven by Playwright against the running app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from conftest import ARTIFACTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing in CI: .ci/run installs it with apt (package chromium)")
+        pytest.skip("Chromium not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, running_app):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.goto(running_app)
+    page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
+    yield page
+    context.close()
+
+
+def ask(page, question: str, replies_before: int) -> str:
+    """Type a question, send it and wait for the finished reply; returns its text."""
+    page.fill("#kzqa-question textarea", question)
+    page.press("#kzqa-question textarea", "Enter")
+    bots = page.locator('#kzqa-chat [data-testid="bot"]')
+    page.wait_for_function(
+        """([n, searching]) => {
+            const bots = document.querySelectorAll('#kzqa-chat [data-testid="bot"]');
+            return bots.length > n && !bots[bots.length - 1].innerText.includes(searching);
+        }""", arg=[replies_before, "Searching the documents"], timeout=60_000)
+    return bots.nth(bots.count() - 1).inner_text()
+
+
+def test_cited_answer_with_highlighted_source_card(page):
+    reply = ask(page, "How tall is the Bayterek tower?", 0)
+    assert "97 meters" in reply and "[1]" in reply
+    assert "Partial answer" not in reply and "do not cover" not in reply
+    assert page.locator('#kzqa-sources [data-status="answered"] h3').inner_text() == "Sources"
+    card = page.locator("#kzqa-card-1")
+    card.wait_for(timeout=30_000)
+    assert "A Dilemma: Chinese Influence in Kazakhstan and East Turkestan" in card.inner_text()
+    marked = card.locator("mark")
+    assert marked.count() >= 1 and "97 meters" in marked.first.inner_text()
+    # the marker in the chat is a link to its card
+    marker = page.locator('#kzqa-chat a[href*="#kzqa-card-1"]').first
+    page.evaluate("window.scrollTo(0, 0)")
+    marker.click()
+    page.wait_for_timeout(800)
+    assert card.is_visible() and page.locator("#kzqa-card-1.kzqa-flash").count() == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-answer.png"), full_page=True)
+
+
+def test_partial_answer_is_shown_apart_from_a_full_one(page):
+    reply = ask(page, "How much did CNPC pay to acquire PetroKazakhstan in 2005?", 0)
+    assert "Partial answer" in reply and "The documents discuss" in reply and "do not state" in reply
+    assert "as context only (not an answer)" in reply
+    bot = page.locator('#kzqa-chat [data-testid="bot"]').last
+    assert bot.locator("blockquote").count() >= 1  # the context quotes are set apart
+    assert bot.locator('a[href*="#kzqa-card-1"]').count() >= 1
+    sources = page.locator('#kzqa-sources [data-status="partial"]')
+    sources.wait_for(timeout=30_000)
+    assert sources.locator("h3").inner_text() == "Context (not an answer)"
+    assert sources.locator("mark").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-partial.png"), full_page=True)
+
+
+def test_not_covered_and_follow_up(page):
+    reply = ask(page, "What is a good recipe for banana bread?", 0)
+    assert "do not cover" in reply and "Partial answer" not in reply
+    assert page.locator('#kzqa-sources [data-status="not_covered"] h3').inner_text() == "Possibly related"
+    ask(page, "When was Serikzhan Bilash detained?", 1)
+    reply = ask(page, "Why was he detained?", 2)
+    assert "Searched for:" in reply and "Bilash" in reply
+    assert "inciting inter-ethnic hatred" in page.locator("#kzqa-sources").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "chat-followup.png"), full_page=True)
+
+
+@pytest.mark.parametrize("attack", ["<img src=x onerror=alert(1)>", "**bold** [link](javascript:alert(1))"])
+def test_user_input_is_shown_as_text(page, attack):
+    ask(page, attack, 0)
+    user = page.locator('#kzqa-chat [data-testid="user"]').last
+    assert user.inner_text().strip() == attack
+    assert user.locator("img").count() == 0 and user.locator("a").count() == 0
+    assert user.locator("strong").count() == 0
+    page.wait_for_timeout(500)
+    assert page.dialogs == []
+
+
+def test_thumbs_up_is_stored_with_the_answer(page, feedback_db):
+    from kzqa.app.feedback import FeedbackStore
+
+    before = len(FeedbackStore(feedback_db).rows()) if feedback_db.exists() else 0
+    ask(page, "Who founded Atajurt Eriktileri?", 0)
+    page.locator('#kzqa-chat button[aria-label="Like"]').last.click()
+    page.wait_for_function("() => document.body.innerText.includes('feedback was saved')", timeout=15_000)
+    rows = FeedbackStore(feedback_db).rows()
+    assert len(rows) == before + 1
+    row = rows[-1]
+    assert row["vote"] == "up" and row["question"] == "Who founded Atajurt Eriktileri?"
+    assert row["passage_ids"] and "[1]" in row["answer"] and row["mode"] == "hybrid"
+
+
+def test_empty_question_gets_a_hint(page):
+    page.fill("#kzqa-question textarea", "   ")
+    page.press("#kzqa-question textarea", "Enter")
+    page.wait_for_selector('#kzqa-chat [data-testid="bot"]', timeout=30_000)
+    assert "Please type a question" in page.locator('#kzqa-chat [data-testid="bot"]').last.inner_text()

@@ -1,0 +1,145 @@
+"""The benchmark harness: evidence matching, QA metrics, BEIR metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+from kzqa.ingest.corpus import read_corpus
+from kzqa.bench.evaluate import EvalError, load_qa, normalise_evidence, qa_report, run_beir, run_qa
+
+DEV = ROOT / "benchmarks" / "qa" / "dev.jsonl"
+FOLLOWUP = ROOT / "benchmarks" / "qa" / "followup.jsonl"
+
+
+def test_normalisation_is_exactly_the_documented_one():
+    assert normalise_evidence("‘One Belt’ — “Road”\n  Ｘ") == "'onebelt'-\"road\"x"
+    assert normalise_evidence("year of\u00a0the\tcapital") == "yearofthecapital"
+
+
+@pytest.mark.parametrize("path", [DEV, FOLLOWUP])
+def test_every_evidence_string_is_in_the_corpus(path):
+    corpus = [normalise_evidence(d.text) for d in read_corpus(ROOT / "corpus").documents]
+    items, problems = load_qa(path, strict=True)
+    assert not problems
+    for item in items:
+        for evidence in item.evidence:
+            assert any(normalise_evidence(evidence) in text for text in corpus), (item.id, evidence)
+
+
+def test_dev_set_mix():
+    items, _ = load_qa(DEV)
+    n = len(items)
+    count = lambda **kw: sum(all(getattr(i, k) == v for k, v in kw.items()) for i in items)  # noqa: E731
+    assert n >= 200
+    assert count(type="lexical") / n >= 0.2 and count(type="paraphrase") / n >= 0.25
+    assert count(type="multi-part") >= 10 and count(type="unanswerable") >= 30
+    assert sum(not i.answerable for i in items) / n >= 0.13
+    assert {i.lang for i in items} == {"en", "ru", "zh", "kk"}
+    assert sum(i.lang != "en" for i in items) / n >= 0.12
+
+
+def test_malformed_lines_are_reported_with_their_number(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"question": "Q1?", "evidence": ["x"]}\nnot json\n{"question": "", "evidence": []}\n'
+                    '{"question": "Q4?", "evidence": "not a list"}\n{"question": "Q5?", "evidence": [], "extra": 1}\n')
+    items, problems = load_qa(path)
+    assert [i.question for i in items] == ["Q1?", "Q5?"]
+    assert [p.split(": ", 1)[1].split(":")[0] for p in problems] == ["line 2", "line 3", "line 4"]
+    with pytest.raises(EvalError, match="line 2"):
+        load_qa(path, strict=True)
+
+
+def test_quotes_evidence_reads_only_what_an_answer_quotes():
+    from kzqa.qa.answer import Answer
+    from kzqa.bench.evaluate import QAItem, quotes_evidence
+
+    item = QAItem("x", "How tall?", ("97 meters of altitude",))
+    quoted = Answer("How tall?", "With 97 meters\nof altitude. [1]", [], False, quotes=[("With 97 meters\nof altitude.", 1)])
+    assert quotes_evidence(quoted, item)
+    elsewhere = Answer("How tall?", "It is tall. [1]", [], False, quotes=[("It is tall.", 1)])
+    assert not quotes_evidence(elsewhere, item)
+    partial = Answer("How tall?", "…", [], True, quotes=[("With 97 meters of altitude.", 1)], status="partial")
+    assert not quotes_evidence(partial, item)  # context is not an answer
+
+
+def test_qa_metrics_agree_with_the_ranks(engine, tmp_path):
+    path = tmp_path / "qa.jsonl"
+    rows = [
+        {"id": "a", "question": "How tall is the Bayterek tower?", "evidence": ["97 meters of altitude"], "type": "lexical"},
+        {"id": "b", "question": "Who founded Atajurt?", "evidence": ["Bilash founded the Atajurt Eriktileri"], "type": "lexical"},
+        {"id": "c", "question": "What is the capital of Peru?", "evidence": [], "type": "off-topic"},
+        {"id": "d", "question": "Where does the word zzqx appear?", "evidence": ["zzqx never appears"], "type": "odd"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    items, _ = load_qa(path)
+    results = {r.id: r for r in run_qa(engine, items, mode="hybrid", k=10)}
+    for qid in ("a", "b"):
+        r = results[qid]
+        assert r.rank is not None and r.relevant >= 1
+        assert r.metrics["hit_rate@1"] == (1.0 if r.rank == 1 else 0.0)
+        assert r.metrics["hit_rate@10"] == 1.0
+        assert r.metrics["mrr@10"] == pytest.approx(1 / r.rank)
+    assert results["d"].rank is None and results["d"].metrics["mrr@10"] == 0.0  # evidence nowhere
+    assert results["c"].abstained and not results["c"].metrics
+    report = qa_report(list(results.values()), "hybrid", path, 10)
+    assert report["groups"]["all"]["answerable"] == 3
+    assert report["groups"]["type=lexical"]["Recall@10"] == 1.0
+    assert report["groups"]["all"]["abstained_unanswerable"] == 1.0
+    # answer_evidence: the answer to 'a' quotes the 97-meters sentence; nothing can quote 'zzqx'
+    assert results["a"].answer_evidence and results["a"].status == "answered"
+    assert not results["d"].answer_evidence
+    assert report["groups"]["all"]["answer_evidence"] == pytest.approx(
+        sum(r.answer_evidence for r in results.values()) / 3, abs=1e-4)
+    assert report["groups"]["all"]["search_ms_p95"] >= report["groups"]["all"]["search_ms_p50"] > 0
+
+
+def _tiny_beir(folder: Path) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+    docs = {"d1": "apple banana", "d2": "cherry pie", "d3": "apple tart", "d4": "zebra stripes"}
+    (folder / "corpus.jsonl").write_text("\n".join(
+        json.dumps({"_id": i, "title": "", "text": t}) for i, t in docs.items()))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in [
+        {"_id": "q1", "text": "cherry"}, {"_id": "q2", "text": "zebra"}, {"_id": "q3", "text": "unjudged"}]))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td1\t1\nq2\td4\t1\n")
+    return folder
+
+
+def test_beir_metrics_match_hand_computed_values(tmp_path):
+    report = run_beir(_tiny_beir(tmp_path / "beir"), ["lexical"])
+    assert report["queries"] == 2 and report["judgements"] == 3
+    lex = report["modes"]["lexical"]
+    # q1: d2 first → nDCG 1, RR 1, recall 1.  q2: only d4 matches "zebra" → first of two relevant:
+    # DCG = 1, IDCG = 1 + 1/log2(3) → nDCG 0.6131; RR 1; recall 1/2.
+    assert lex["nDCG@10"] == pytest.approx((1 + 1 / (1 + 1 / math.log2(3))) / 2, abs=1e-4)
+    assert lex["MRR@10"] == 1.0
+    assert lex["Recall@100"] == 0.75
+
+
+def test_beir_embeddings_are_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("KZQA_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_beir(tmp_path / "beir")
+    first = run_beir(folder, ["dense"])
+    second = run_beir(folder, ["dense"])
+    assert first["embedding"]["dense"]["embedded"] == 4
+    assert second["embedding"]["dense"]["embedded"] == 0 and second["embedding"]["dense"]["cached"] == 4
+    assert first["modes"]["dense"]["nDCG@10"] == second["modes"]["dense"]["nDCG@10"]
+    assert first["modes"]["dense"]["MRR@10"] == 1.0  # "cherry" → "cherry pie", "zebra" → "zebra stripes"
+
+
+def test_cli_eval_json_and_out(tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "a", "question": "How tall is the Bayterek tower?", "evidence": ["97 meters"], '
+                  '"type": "lexical", "lang": "en"}\nbroken line\n')
+    result = run_cli("eval", str(qa), "--mode", "lexical", "--json", "--out", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["groups"]["all"]["Recall@10"] == 1.0 and report["questions"][0]["rank"] >= 1
+    assert "line 2" in result.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["mode"] == "lexical"
+    strict = run_cli("eval", str(qa), "--strict")
+    assert strict.returncode == 1 and "line 2" in strict.stderr

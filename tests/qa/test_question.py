@@ -1,0 +1,108 @@
+"""What a question asks for: answer types, parts, units, names and whom it is about."""
+
+from __future__ import annotations
+
+import pytest
+
+from kzqa.qa.question import (about_someone_else, analyse, answer_type, counted_terms, name_beside_role,
+                              number_attached, offers, required_units, role_terms, split_parts)
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How tall is the Bayterek tower?", "quantity"),
+    ("In what year did Bilash found Atajurt?", "year"),
+    ("When did Sauytbay cross the border?", "date"),
+    ("Who founded Atajurt?", "person"),
+    ("Where did Sauytbay get asylum?", "place"),
+    ("Сколько раз Назарбаев встречался с Си Цзиньпином?", "quantity"),
+    ("Серікжан Біләш қай жылы азаматтық алды?", "year"),
+    ("谁创立了Atajurt?", "person"),
+    ("Why did people protest in 2016?", None),
+])
+def test_answer_type(question, kind):
+    assert answer_type(question) == kind
+
+
+@pytest.mark.parametrize("question, parts", [
+    ("Who founded Atajurt Eriktileri, and when?", ["Who founded Atajurt Eriktileri", "when"]),
+    ("When was Bilash put under house arrest, and when was he released?",
+     ["When was Bilash put under house arrest", "when was he released"]),
+    ("Где и когда Си Цзиньпин объявил о Поясе?", ["Где", "когда Си Цзиньпин объявил о Поясе"]),
+    ("Why did Kazakhs and Uyghurs protest?", ["Why did Kazakhs and Uyghurs protest?"]),
+])
+def test_two_part_questions_are_split_at_the_second_question_word(question, parts):
+    assert split_parts(question) == parts
+
+
+def test_named_units_must_come_with_the_number():
+    q = "How long is the oil pipeline, in kilometres?"
+    assert required_units(q)
+    assert not offers("quantity", "In 1997, CNPC acquired a 66.7% stake and agreed to build a pipeline.", q)
+    assert offers("quantity", "The pipeline is 2,228 kilometres long.", q)
+    money = "How much did CNPC pay for PetroKazakhstan?"
+    assert not offers("quantity", "CNPC bought a 66.7% stake in 1997.", money)
+    assert offers("quantity", "CNPC paid 4.18 billion USD.", money)
+
+
+def test_a_year_the_question_already_holds_is_not_an_answer():
+    q = "What happened in 2016 in Kazakhstan?"
+    assert not offers("year", "In 2016, protests broke out.", "In what year after 2016 did it happen?")
+    assert offers("year", "In 2019, he was detained.", q)
+
+
+def test_unseen_names_come_from_the_corpus_statistics(engine):
+    analysis = analyse("How busy is the Khorgos port in Peru?", engine.stats)
+    assert "Peru" in analysis.unseen
+    assert analyse("What did Nazarbayev's government do?", engine.stats).unseen == ()
+
+
+def test_the_corpus_tells_who_is_she_and_who_is_he(engine):
+    assert engine.stats.genders.get("sauytbay") == "f"
+    assert engine.stats.genders.get("bilash") == "m"
+
+
+def test_sentences_about_someone_else_are_recognised(engine):
+    about_her = analyse("Where did Sayragul Sauytbay get political asylum?", engine.stats)
+    assert about_her.gender == "f"
+    assert about_someone_else("He was detained in March 2019.", about_her, engine.stats)
+    assert about_someone_else("Serikzhan Bilash founded Atajurt in 2017.", about_her, engine.stats)
+    assert not about_someone_else("In June 2019 she fled to Sweden.", about_her, engine.stats)
+    assert not about_someone_else("Sauytbay was released on a suspended sentence.", about_her, engine.stats)
+    neutral = analyse("How tall is the Bayterek tower?", engine.stats)
+    assert not about_someone_else("He was detained in March 2019.", neutral, engine.stats)
+
+
+@pytest.mark.parametrize("question, counted", [
+    ("How many Chinese workers were employed in Kazakhstan?", {"chines", "worker"}),
+    ("What share of the debt is owed to China?", {"%", "percent"}),
+    ("What is the population of Almaty?", {"popul"}),
+    ("How much did CNPC pay?", set()),
+    ("Who founded Atajurt?", set()),
+])
+def test_what_a_quantity_question_counts(question, counted):
+    assert counted_terms(question) == counted
+
+
+def test_a_number_must_stand_beside_what_is_counted():
+    workers = counted_terms("How many Chinese workers were employed in Kazakhstan?")
+    assert number_attached("About 2,000 Chinese workers came in 2019.", workers)
+    assert not number_attached("With 97 meters of altitude, the tower marks the capital.", workers)
+    assert number_attached("With 97 meters of altitude, the tower marks the capital.", counted_terms("How tall is it?"))
+
+
+@pytest.mark.parametrize("question, roles", [
+    ("Who is the director of the Confucius Institute in Nur-Sultan?", {"director"}),
+    ("What is the name of China's ambassador to Kazakhstan?", {"ambassador"}),
+    ("Which architect designed the Bayterek tower?", {"architect"}),
+    ("Who was Nazarbayev's successor as President of Kazakhstan?", {"successor"}),
+    ("Who founded Atajurt Eriktileri?", set()),
+    ("Who is in charge of the capital's international finance hub?", set()),
+])
+def test_the_role_a_who_question_asks_to_name(question, roles):
+    assert role_terms(question) == roles
+
+
+def test_a_name_must_stand_beside_the_role():
+    roles = role_terms("Who was Nazarbayev's successor as President of Kazakhstan?")
+    assert name_beside_role("Nazarbayev’s successor, President Kassym-Jomart Tokayev, signed it.", roles)
+    assert not name_beside_role("The succession was smooth and the successor was chosen in 2019.", roles)
