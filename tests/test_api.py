@@ -54,6 +54,22 @@ def test_ask_answers_with_markers_that_match_citations(engine):
     assert "97 meters" in ans.citations[0].text
 
 
+@pytest.mark.parametrize("question, short", [(BAYTEREK, "97 meters"),
+                                             ("Who ordered the construction of the Bayterek tower?", "Nursultan Nazarbayev")])
+def test_ask_gives_the_direct_answer_with_its_offsets(engine, question, short):
+    ans = engine.ask(question)
+    assert ans.short == short and ans.short_marker == 1
+    s, e = ans.short_offsets
+    assert ans.citations[ans.short_marker - 1].text[s:e] == ans.short
+    assert ans.short in ans.quotes[0][0]
+    assert ans.to_dict()["short"] == {"text": short, "marker": 1, "start": s, "end": e}
+
+
+def test_why_questions_get_no_direct_answer(engine):
+    ans = engine.ask("Why was the Bayterek designed as a glass sphere?")
+    assert not ans.abstained and ans.short is None and ans.to_dict()["short"] is None
+
+
 def test_ask_abstains_off_topic(engine):
     ans = engine.ask("What is a good recipe for chocolate chip cookies?")
     assert ans.abstained and not ans.citations and ans.related

@@ -5,6 +5,15 @@ both sides, it contains one of the question's evidence strings. ``Recall@k`` is 
 answerable questions with a relevant passage in the top k (top-k retrieval accuracy, ranx's
 ``hit_rate@k``); MRR@10 and nDCG@10 use binary relevance over every relevant passage. All IR
 metrics are computed by ranx.
+
+Answers are scored against the same evidence: ``answer_evidence`` (the quotes hold an evidence
+string), ``answer_first_sentence`` (the first quote does), ``answer_all_parts`` (questions of
+two or more ``parts``: every part has one of its strings quoted), ``mean_quotes`` (quoted
+sentences per answer given), ``short_em`` / ``short_f1`` (SQuAD exact match and token F1 of
+``Answer.short`` against ``answer``, for English questions whose ``answer_type`` is a number,
+date, year, name or place), and ``ece`` with ``confident_wrong`` (confidence of every answer
+given against whether it quotes the evidence: expected calibration error over ten bins, and
+answers at confidence ≥ 0.9 that do not).
 """
 
 from __future__ import annotations
@@ -12,7 +21,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import string
 import time
+from collections import Counter
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
@@ -52,6 +64,9 @@ class QAItem:
     lang: str = "unlabelled"
     answer: str | None = None
     history: tuple[str, ...] = ()
+    parts: tuple[tuple[str, ...], ...] = ()  # per part of the question, the evidence strings answering it
+    answer_type: str | None = None  # number, date, year, name, place, other, none
+    kind: str | None = None  # an unanswerable question's kind (detail, false-premise, trap-year …)
 
     @property
     def answerable(self) -> bool:
@@ -72,10 +87,16 @@ def parse_qa_line(line: str, number: int) -> QAItem:
     if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
         raise EvalError(f"line {number}: 'evidence' must be a list of non-empty strings ([] = unanswerable)")
     history = data.get("history") or []
+    parts = data.get("parts") or []
+    if not isinstance(parts, list) or not all(isinstance(p, list) and p and all(e in evidence for e in p)
+                                              for p in parts):
+        raise EvalError(f"line {number}: 'parts' must be a list of non-empty lists of strings from 'evidence'")
     return QAItem(id=str(data.get("id") or f"line{number}"), question=question,
                   evidence=tuple(evidence), type=str(data.get("type") or "unlabelled"),
                   lang=str(data.get("lang") or "unlabelled"), answer=data.get("answer"),
-                  history=tuple(h for h in history if isinstance(h, str)))
+                  history=tuple(h for h in history if isinstance(h, str)),
+                  parts=tuple(tuple(p) for p in parts), answer_type=data.get("answer_type"),
+                  kind=data.get("unanswerable_kind"))
 
 
 def load_qa(path: str | Path, strict: bool = False) -> tuple[list[QAItem], list[str]]:
@@ -107,6 +128,77 @@ def quotes_evidence(answer, item: QAItem) -> bool:
     return any(normalise_evidence(e) in quoted for e in item.evidence)
 
 
+def _holds(text: str, strings) -> bool:
+    quoted = normalise_evidence(text)
+    return any(normalise_evidence(e) in quoted for e in strings)
+
+
+def first_quote_evidence(answer, item: QAItem) -> bool:
+    """Does the answer's first quoted sentence hold an evidence string (answer given)?"""
+    if answer.abstained or not item.evidence or not answer.quotes:
+        return False
+    return _holds(answer.quotes[0][0], item.evidence)
+
+
+def all_parts_quoted(answer, item: QAItem) -> bool:
+    """Is every part of the question answered by a quote (each part: one of its strings; a
+    question without ``parts`` is one part made of all its evidence)?"""
+    if answer.abstained or not item.evidence:
+        return False
+    quoted = " ".join(sentence for sentence, _ in answer.quotes)
+    return all(_holds(quoted, part) for part in (item.parts or (item.evidence,)))
+
+
+TYPED_ANSWERS = ("number", "date", "year", "name", "place")
+_PUNCTUATION = set(string.punctuation)
+
+
+def _squad_tokens(text: str) -> list[str]:
+    """SQuAD's answer normalisation: lowercase, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return re.sub(r"\b(a|an|the)\b", " ", text).split()
+
+
+def squad_em(prediction: str | None, gold: str) -> float:
+    return float(prediction is not None and _squad_tokens(prediction) == _squad_tokens(gold))
+
+
+def squad_f1(prediction: str | None, gold: str) -> float:
+    """Token F1 of SQuAD between a predicted and a gold answer (0 for no prediction)."""
+    if prediction is None:
+        return 0.0
+    pred, ref = _squad_tokens(prediction), _squad_tokens(gold)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref or not common:
+        return float(pred == ref)
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def short_scored(item: QAItem) -> bool:
+    """Questions whose short answer is scored: English, answerable, a typed gold answer."""
+    return item.answerable and item.lang == "en" and item.answer_type in TYPED_ANSWERS and bool(item.answer)
+
+
+def calibration(confidences: list[float], correct: list[bool], bins: int = 10) -> tuple[float, list[dict]]:
+    """Expected calibration error over ``bins`` equal-width bins, and the reliability table
+    (per non-empty bin: its range, count, mean confidence and share correct)."""
+    if not confidences:
+        return 0.0, []
+    conf, ok = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    ece, table = 0.0, []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            gap = abs(conf[inside].mean() - ok[inside].mean())
+            ece += inside.mean() * gap
+            table.append({"bin": [b / bins, (b + 1) / bins], "n": int(inside.sum()),
+                          "confidence": round(float(conf[inside].mean()), 4),
+                          "correct": round(float(ok[inside].mean()), 4)})
+    return round(float(ece), 4), table
+
+
 def normalised_passages(engine: Engine) -> list[tuple[str, str]]:
     """(passage id, normalised text) of every passage, for :func:`relevant_passages`."""
     return [(p.passage_id, normalise_evidence(p.text)) for p in engine.passages]
@@ -133,6 +225,15 @@ class QuestionResult:
     query: str = ""
     status: str = ""  # the answer's state: answered, partial or not_covered
     answer_evidence: bool = False  # the answer text quotes an evidence string
+    first_sentence: bool = False  # the first quote holds an evidence string
+    all_parts: bool = False  # every part of the question has its evidence quoted
+    parts: int = 1  # how many parts the question has
+    quotes: int = 0  # quoted sentences in the answer (0 when declined)
+    confidence: float = 0.0
+    short: str | None = None  # the answer's short span
+    short_em: float | None = None  # None: the question's short answer is not scored
+    short_f1: float | None = None
+    kind: str | None = None
 
 
 def _qa_metric_names(k: int) -> list[str]:
@@ -175,9 +276,16 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
         if relevant:
             qrels[item.id] = {pid: 1 for pid in relevant}
             run[item.id] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits)}
-        results.append(QuestionResult(item.id, item.type, item.lang, item.answerable, rank, len(relevant),
-                                      answer.abstained, (t1 - t0) * 1000, (t2 - t1) * 1000, query=query,
-                                      status=answer.status, answer_evidence=quotes_evidence(answer, item)))
+        short = getattr(answer, "short", None) if not answer.abstained else None
+        scored = short_scored(item)
+        results.append(QuestionResult(
+            item.id, item.type, item.lang, item.answerable, rank, len(relevant), answer.abstained,
+            (t1 - t0) * 1000, (t2 - t1) * 1000, query=query, status=answer.status,
+            answer_evidence=quotes_evidence(answer, item), first_sentence=first_quote_evidence(answer, item),
+            all_parts=all_parts_quoted(answer, item), parts=max(1, len(item.parts)),
+            quotes=0 if answer.abstained else len(answer.quotes), confidence=float(answer.confidence),
+            short=short, short_em=squad_em(short, item.answer) if scored else None,
+            short_f1=squad_f1(short, item.answer) if scored else None, kind=item.kind))
     per_query = _ranx_per_query(qrels, run, _qa_metric_names(k))
     for r in results:
         if r.answerable:  # answerable but no passage holds the evidence: every metric is 0
@@ -199,9 +307,23 @@ def summarise(results: list[QuestionResult]) -> dict:
         for metric in answerable[0].metrics:
             out[_label(metric)] = round(float(np.mean([r.metrics[metric] for r in answerable])), 4)
         out["answer_evidence"] = round(float(np.mean([r.answer_evidence for r in answerable])), 4)
+        out["answer_first_sentence"] = round(float(np.mean([r.first_sentence for r in answerable])), 4)
+        multi = [r for r in answerable if r.parts > 1]
+        if multi:
+            out["answer_all_parts"] = round(float(np.mean([r.all_parts for r in multi])), 4)
         out["wrongly_abstained"] = round(float(np.mean([r.abstained for r in answerable])), 4)
+        shorts = [r for r in answerable if r.short_f1 is not None]
+        if shorts:
+            out["short_em"] = round(float(np.mean([r.short_em for r in shorts])), 4)
+            out["short_f1"] = round(float(np.mean([r.short_f1 for r in shorts])), 4)
     if unanswerable:
         out["abstained_unanswerable"] = round(float(np.mean([r.abstained for r in unanswerable])), 4)
+    given = [r for r in results if not r.abstained]
+    if given:
+        out["mean_quotes"] = round(float(np.mean([r.quotes for r in given])), 3)
+        correct = [r.answerable and r.answer_evidence for r in given]
+        out["ece"], _ = calibration([r.confidence for r in given], correct)
+        out["confident_wrong"] = sum(1 for r, ok in zip(given, correct) if r.confidence >= 0.9 and not ok)
     for what in ("search", "ask"):
         out.update({f"{what}_ms_{k}": v for k, v in percentiles([getattr(r, f"{what}_ms") for r in results]).items()})
     return out
@@ -214,11 +336,13 @@ def percentiles(ms: list[float]) -> dict:
 
 def qa_report(results: list[QuestionResult], mode: str, source: str, k: int) -> dict:
     groups = {"all": summarise(results)}
-    for key in ("type", "lang"):
-        for value in sorted({getattr(r, key) for r in results}):
+    for key in ("type", "lang", "kind"):
+        for value in sorted({getattr(r, key) for r in results if getattr(r, key) is not None}):
             groups[f"{key}={value}"] = summarise([r for r in results if getattr(r, key) == value])
+    given = [r for r in results if not r.abstained]
+    _, reliability = calibration([r.confidence for r in given], [r.answerable and r.answer_evidence for r in given])
     return {"kind": "qa", "source": str(source), "mode": mode, "k": k, "groups": groups,
-            "questions": [r.__dict__ for r in results], **environment()}
+            "reliability": reliability, "questions": [r.__dict__ for r in results], **environment()}
 
 
 # ---------------------------------------------------------------- BEIR
@@ -339,18 +463,18 @@ def environment() -> dict:
 # ---------------------------------------------------------------- tables
 
 
-QA_COLUMNS = ["questions", "Recall@1", "Recall@3", "Recall@5", "Recall@10", "MRR@10", "nDCG@10",
-              "answer_evidence", "abstained_unanswerable", "wrongly_abstained", "search_ms_p50",
-              "search_ms_p95", "ask_ms_p50", "ask_ms_p95"]
-QA_HEADERS = ["group", "n", "R@1", "R@3", "R@5", "R@10", "MRR@10", "nDCG@10", "ans.evid",
-              "abst.unans", "abst.ans", "search p50", "p95 ms", "ask p50", "p95 ms"]
+QA_COLUMNS = ["questions", "Recall@1", "Recall@5", "MRR@10", "answer_evidence", "answer_first_sentence",
+              "answer_all_parts", "mean_quotes", "short_em", "short_f1", "abstained_unanswerable",
+              "wrongly_abstained", "ece", "confident_wrong", "search_ms_p95", "ask_ms_p95"]
+QA_HEADERS = ["group", "n", "R@1", "R@5", "MRR@10", "ans.evid", "first", "all parts", "quotes", "short EM",
+              "short F1", "abst.unans", "abst.ans", "ECE", "conf.wrong", "search p95", "ask p95 ms"]
 
 
 def _cell(value) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.3f}" if value <= 1.0 else f"{value:.1f}"
+        return f"{value:.3f}" if value <= 1.0 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
     return str(value)
 
 

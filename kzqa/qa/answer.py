@@ -9,7 +9,11 @@ never a sentence about someone else than the question's subject when a better on
 
 The answer quotes the chosen sentences, each followed by its marker: ``[n]`` refers to
 ``answer.citations[n-1]``, and for every cited hit ``h`` and ``(s, e)`` in ``h.highlights``,
-``h.text[s:e]`` is a sentence quoted in ``answer.text``. ``answer.status`` is 'answered',
+``h.text[s:e]`` is a sentence quoted in ``answer.text``. ``answer.short`` is the direct answer
+inside the first quote (a number with its unit, a date, a year, a name, a place; None for
+'why' and 'how' questions and when the quote holds none):
+``answer.citations[answer.short_marker - 1].text[s:e] == answer.short`` for
+``(s, e) == answer.short_offsets``. ``answer.status`` is 'answered',
 'partial' (the documents discuss the topic but not the detail asked for: the quotes are context,
 not an answer) or 'not_covered'; ``answer.abstained`` is True unless 'answered'.
 """
@@ -45,6 +49,9 @@ class Answer:
     quotes: list[tuple[str, int]] = field(default_factory=list)  # (sentence, marker n), in order
     status: str = ANSWERED  # 'answered', 'partial' or 'not_covered'
     summary: str | None = None  # the one-sentence reply of a partial or not-covered answer
+    short: str | None = None  # the direct answer inside the first quote
+    short_marker: int | None = None  # the citation (n of [n]) whose text holds it
+    short_offsets: tuple[int, int] | None = None  # its offsets in that citation's text
 
     def to_dict(self) -> dict:
         return {"question": self.question, "status": self.status, "summary": self.summary,
@@ -52,7 +59,10 @@ class Answer:
                 "citations": [h.to_dict() for h in self.citations],
                 "related": [h.to_dict() for h in self.related], "mode": self.mode,
                 "lang": self.lang, "notice": self.notice, "confidence": round(self.confidence, 4),
-                "quotes": [list(q) for q in self.quotes]}
+                "quotes": [list(q) for q in self.quotes],
+                "short": None if self.short is None else {"text": self.short, "marker": self.short_marker,
+                                                           "start": self.short_offsets[0],
+                                                           "end": self.short_offsets[1]}}
 
 
 @dataclass(frozen=True)
@@ -186,9 +196,10 @@ def partial_summary(topic: list[str], detail: str) -> str:
 
 
 def compose(question: str, hits: list[Hit], chosen: list[Candidate], *, status: str,
-            summary: str | None = None, **extra) -> Answer:
+            summary: str | None = None, short: tuple[int, int] | None = None, **extra) -> Answer:
     """Build the Answer: quoted sentences with markers ('answered'), the partial reply (one
-    sentence, then the closest quotes as context) or the not-covered reply."""
+    sentence, then the closest quotes as context) or the not-covered reply. ``short``: offsets
+    of the direct answer inside the first chosen sentence (kept only when 'answered')."""
     if status not in STATUSES:
         raise ValueError(f"unknown answer status {status!r}")
     if status == NOT_COVERED_STATUS or not hits or not chosen:
@@ -199,4 +210,9 @@ def compose(question: str, hits: list[Hit], chosen: list[Candidate], *, status: 
     if status == PARTIAL:
         text = f"{summary} {CONTEXT_LABEL} {quoted}"
         return Answer(question, text, citations, True, quotes=quotes, status=PARTIAL, summary=summary, **extra)
-    return Answer(question, quoted, citations, False, quotes=quotes, status=ANSWERED, **extra)
+    answer = Answer(question, quoted, citations, False, quotes=quotes, status=ANSWERED, **extra)
+    if short is not None:
+        first = chosen[0]
+        start, end = first.span[0] + short[0], first.span[0] + short[1]
+        answer.short, answer.short_marker, answer.short_offsets = hits[first.hit_index].text[start:end], 1, (start, end)
+    return answer

@@ -33,7 +33,7 @@ from .answer import (
     select_sentences,
     sentence_text,
 )
-from .question import analyse, topic_words
+from .question import analyse, offer_span, short_kind, topic_words
 from .retrieve import (
     DEFAULT_MODE,
     MODES,
@@ -139,20 +139,25 @@ class Engine:
         cover the question (``abstained``; the closest passages are in ``related``)."""
         question, notice = self.prepare_question(question)
         r = self.retrieve(question, k, mode, doc_ids)
-        status, p, chosen, summary = self.decide(r)
-        return compose(question, r.hits, chosen, status=status, summary=summary, mode=r.mode, lang=r.lang,
-                       notice=notice, confidence=p)
+        status, p, chosen, summary, short = self.decide(r)
+        return compose(question, r.hits, chosen, status=status, summary=summary, short=short, mode=r.mode,
+                       lang=r.lang, notice=notice, confidence=p)
 
-    def decide(self, r: "Retrieval") -> tuple[str, float, list[Candidate], str | None]:
-        """The answer's status, the probability that it is answered, the chosen sentences and
-        (for 'partial') the one-sentence summary; :meth:`answer_features` gives the inputs."""
+    def decide(self, r: "Retrieval") -> tuple[str, float, list[Candidate], str | None, tuple[int, int] | None]:
+        """The answer's status, the probability that it is answered, the chosen sentences,
+        (for 'partial') the one-sentence summary and the offsets of the direct answer in the
+        first chosen sentence; :meth:`answer_features` gives the inputs."""
         analysis, chosen, feats = self.answer_features(r)
         status, p = decide(feats, self.abstain)
         summary = None
         if status == PARTIAL:
             top_terms = set(tokenize([" ".join(h.text for h in r.hits[:3])])[0])
             summary = partial_summary(topic_words(r.query, top_terms), missing_detail(analysis, feats))
-        return status, p, chosen, summary
+        short = None
+        kind = short_kind(analysis)
+        if chosen and kind:
+            short = offer_span(kind, sentence_text(r.hits, chosen[0]), r.query, r.store.stats.common)
+        return status, p, chosen, summary, short
 
     def answer_features(self, r: "Retrieval"):
         """The question's analysis, the chosen sentences and the abstention features."""

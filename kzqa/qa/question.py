@@ -278,28 +278,111 @@ def _is_name(phrase: str) -> bool:
     return bool(words) and not any(re.fullmatch(MONTHS, w) for w in words)
 
 
-def offers(kind: str | None, sentence: str, question: str, common: frozenset[str] = frozenset()) -> bool:
-    """Does ``sentence`` hold an answer of ``kind`` that the question does not already hold?
-    (True for questions without a type.) A name whose stemmed words are all in ``common`` (words
-    of most passages: 'China', 'Kazakhstan') does not answer 'who' or 'where'."""
+_MAGNITUDE = re.compile(r"\s+(?:hundred|thousand|million|billion|trillion)s?\b", re.I)
+_CURRENCY_AFTER = re.compile(r"\s+(?:usd|us dollars?|dollars?|tenge|yuan|rmb|euros?)\b", re.I)
+_CURRENCY_BEFORE = re.compile(r"(?:\$|usd\s?|us\$\s?)$", re.I)
+_YEAR_AFTER = re.compile(r",?\s+(?:1[0-9]{3}|20[0-9]{2})\b")
+
+
+_UNITS = re.compile(r"%|percent|per cent|met(?:er|re)s?|kilomet(?:er|re)s?|km|miles?|tonn?e?s?|hectares?|"
+                    r"years?|months?|days?|hours?|times|billion|million|thousand|hundred|trillion|usd|dollars?|"
+                    r"tenge|yuan|rmb|euros?", re.I)
+_POSSESSIVE = re.compile(r"(?:’s|'s|’|')$")
+_ERA_YEAR = re.compile(r"\b\d{1,4}\s?(?:BC|BCE|AD|CE)\b")
+
+
+def _quantity_span(sentence: str, m: re.Match) -> tuple[int, int]:
+    """A quantity's whole span: '$30 billion', '14.36 billion USD', '97 meters', '66.7%'; the
+    word after the number only when it is a unit ('55 Chinese plants' → '55')."""
+    start, end = m.start(1), m.end()
+    if not m.group(2) or not _UNITS.fullmatch(m.group(2)):
+        end = m.end(1)
+    before = _CURRENCY_BEFORE.search(sentence[max(0, start - 5):start])
+    if before:
+        start -= len(before.group(0))
+    magnitude = _MAGNITUDE.match(sentence, m.end(1))
+    if magnitude:
+        end = max(end, magnitude.end())
+    currency = _CURRENCY_AFTER.match(sentence, end)
+    if currency:
+        end = currency.end()
+    return start, end
+
+
+def offer_span(kind: str | None, sentence: str, question: str,
+               common: frozenset[str] = frozenset()) -> tuple[int, int] | None:
+    """Where ``sentence`` holds an answer of ``kind`` that the question does not already hold:
+    ``(start, end)`` of the first such answer, ``sentence[start:end]`` being e.g. '97 meters',
+    '$30 billion', 'March 2019', '2013', 'Nursultan Nazarbayev'; None when it holds none (and
+    for questions without a type). A name whose stemmed words are all in ``common`` (words of
+    most passages: 'China', 'Kazakhstan') does not answer 'who' or 'where'."""
     q = question.lower()
     asked = _question_numbers(question)
     if kind == "year":
-        return any(y not in asked for y in YEAR.findall(sentence))
+        m = next((m for m in (*_ERA_YEAR.finditer(sentence), *YEAR.finditer(sentence))
+                  if re.sub(r"\D", "", m.group(0)) not in asked), None)
+        return m.span() if m else None
     if kind == "date":
-        return any(m.group(0).lower() not in q and re.sub(r"\D", "", m.group(0)) not in asked
-                   for m in _DATE.finditer(sentence))
+        era = next((m for m in _ERA_YEAR.finditer(sentence) if re.sub(r"\D", "", m.group(0)) not in asked), None)
+        if era:
+            return era.span()
+        for m in _DATE.finditer(sentence):
+            if m.group(0).lower() not in q and re.sub(r"\D", "", m.group(0)) not in asked:
+                year = _YEAR_AFTER.match(sentence, m.end()) if not YEAR.fullmatch(m.group(0)) else None
+                return m.start(), (year.end() if year else m.end())
+        return None
     if kind == "quantity":
         if not all(re.search(need, sentence, re.I) for need in required_units(question)):
-            return False
-        if _NUMBER_WORDS.search(sentence):
-            return True
-        return any(_is_quantity(m.group(1), m.group(2) or "") and re.sub(r"\D", "", m.group(1)) not in asked
-                   for m in _QUANTITY.finditer(sentence))
-    if kind in ("person", "place"):  # 'who' is answered by people, organisations and countries alike
-        return any(_is_name(m.group(0)) and m.group(0).lower() not in q
-                   and not (common and set(tokenize([m.group(0)])[0]) <= common) for m in _NAME.finditer(sentence))
-    return True
+            return None
+        for m in _QUANTITY.finditer(sentence):
+            if _is_quantity(m.group(1), m.group(2) or "") and re.sub(r"\D", "", m.group(1)) not in asked:
+                return _quantity_span(sentence, m)
+        m = _NUMBER_WORDS.search(sentence)
+        return m.span() if m else None
+    if kind in ("person", "place", "name"):  # 'who': people, organisations and countries alike
+        q = q.replace("’", "'")
+        for m in _NAME.finditer(sentence):
+            name = _POSSESSIVE.sub("", m.group(0))
+            if (_is_name(name) and name.lower().replace("’", "'") not in q
+                    and not (common and set(tokenize([m.group(0)])[0]) <= common)):
+                return _without_leading(name, m.start())
+        return None
+    return None
+
+
+def _without_leading(phrase: str, start: int) -> tuple[int, int]:
+    """The span of a capitalised phrase without its leading 'In', 'The', 'President' …"""
+    words = re.finditer(r"\S+", phrase)
+    for w in words:
+        if w.group(0).lower() not in _LEADING:
+            return start + w.start(), start + len(phrase)
+    return start, start + len(phrase)
+
+
+# "Which creature …", "what collective name …", "which lender …": a name is asked for (not for
+# "what happened", "what is the reason", "which … why/how").
+_WHICH = re.compile(r"\b(which|what)\s+(?!(?:is|was|are|were|did|does|do|has|have|had|happened|happens|kind|type|"
+                    r"role|reason|reasons|impact|effect|effects|problem|problems|led|made|makes|caused|about|does)\b)"
+                    r"[a-z]+", re.I)
+
+
+def short_kind(analysis: Analysis) -> str | None:
+    """The kind of direct answer the question's first part asks for: its answer type, else
+    'name' for 'which/what <noun>' questions; None for 'why', 'how' and other questions."""
+    part = analysis.parts[0]
+    if part.kind:
+        return part.kind
+    if re.search(r"\b(why|how)\b|почему|зачем|как |неге|қалай|为什么|怎么|如何", part.text, re.I):
+        return None
+    return "name" if _WHICH.search(part.text) else None
+
+
+def offers(kind: str | None, sentence: str, question: str, common: frozenset[str] = frozenset()) -> bool:
+    """Does ``sentence`` hold an answer of ``kind`` that the question does not already hold?
+    (True for questions without a type; :func:`offer_span` says where.)"""
+    if kind not in ("year", "date", "quantity", "person", "place"):
+        return True
+    return offer_span(kind, sentence, question, common) is not None
 
 
 def topic_words(question: str, text_terms: set[str]) -> list[str]:

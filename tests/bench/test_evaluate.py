@@ -14,6 +14,7 @@ from kzqa.bench.evaluate import EvalError, load_qa, normalise_evidence, qa_repor
 
 DEV = ROOT / "benchmarks" / "qa" / "dev.jsonl"
 FOLLOWUP = ROOT / "benchmarks" / "qa" / "followup.jsonl"
+BATCHES = {b: ROOT / "benchmarks" / "qa" / f"{b}.jsonl" for b in ("train", "validation", "test")}
 
 
 def test_normalisation_is_exactly_the_documented_one():
@@ -21,7 +22,7 @@ def test_normalisation_is_exactly_the_documented_one():
     assert normalise_evidence("year of\u00a0the\tcapital") == "yearofthecapital"
 
 
-@pytest.mark.parametrize("path", [DEV, FOLLOWUP])
+@pytest.mark.parametrize("path", [DEV, FOLLOWUP, *BATCHES.values()])
 def test_every_evidence_string_is_in_the_corpus(path):
     corpus = [normalise_evidence(d.text) for d in read_corpus(ROOT / "corpus").documents]
     items, problems = load_qa(path, strict=True)
@@ -41,6 +42,51 @@ def test_dev_set_mix():
     assert sum(not i.answerable for i in items) / n >= 0.13
     assert {i.lang for i in items} == {"en", "ru", "zh", "kk"}
     assert sum(i.lang != "en" for i in items) / n >= 0.12
+
+
+@pytest.mark.parametrize("batch", list(BATCHES))
+def test_blind_batches_hold_the_agreed_mix(batch):
+    """Issue 18's mix, per batch: ≥ 30% unanswerable in every kind, ≥ 20% ru/zh/kk with
+    unanswerable ones in each language, ≥ 15% multi-part or cross-document with a part list."""
+    items, problems = load_qa(BATCHES[batch], strict=True)
+    n = len(items)
+    unanswerable = [i for i in items if not i.answerable]
+    assert not problems and n >= 160
+    assert len(unanswerable) / n >= 0.30
+    assert {i.kind for i in unanswerable} == {"detail", "false-premise", "off-topic", "trap-direction", "trap-year",
+                                              "trap-unit", "trap-entity"}
+    assert sum(i.lang in ("ru", "zh", "kk") for i in items) / n >= 0.20
+    for lang in ("ru", "zh", "kk"):
+        assert sum(i.lang == lang for i in unanswerable) >= 2
+    multi = [i for i in items if i.type in ("multi-part", "both-docs")]
+    assert len(multi) / n >= 0.15 and all(i.parts for i in multi)
+
+
+def test_batches_do_not_share_questions():
+    seen: dict[str, str] = {}
+    for batch, path in BATCHES.items():
+        for item in load_qa(path)[0]:
+            key = normalise_evidence(item.question)
+            assert key not in seen, (item.id, seen.get(key))
+            seen[key] = item.id
+
+
+def test_answer_measures_on_hand_made_answers():
+    from kzqa.bench.evaluate import QAItem, all_parts_quoted, calibration, first_quote_evidence, squad_em, squad_f1
+    from kzqa.qa.answer import Answer
+
+    item = QAItem("x", "When was Bilash arrested, and when released?", ("arrested in March 2019", "released in August"),
+                  parts=(("arrested in March 2019",), ("released in August",)))
+    both = Answer("q", "", [], False, quotes=[("He was released in August.", 1), ("Bilash was arrested in March 2019.", 2)])
+    one = Answer("q", "", [], False, quotes=[("Bilash was arrested in March 2019.", 1)])
+    assert all_parts_quoted(both, item) and not all_parts_quoted(one, item)
+    assert first_quote_evidence(one, item) and first_quote_evidence(both, item)
+    assert not first_quote_evidence(Answer("q", "", [], False, quotes=[("Unrelated.", 1)] + one.quotes), item)
+    assert not all_parts_quoted(Answer("q", "", [], True, quotes=both.quotes), item)  # declined
+    assert squad_em("the 97 meters", "97 Meters.") == 1.0 and squad_f1(None, "97 meters") == 0.0
+    assert squad_f1("97", "97 meters") == pytest.approx(2 / 3)
+    ece, table = calibration([0.95, 0.95, 0.15, 0.15], [True, False, False, False])
+    assert ece == pytest.approx(0.5 * 0.45 + 0.5 * 0.15) and [b["n"] for b in table] == [2, 2]
 
 
 def test_malformed_lines_are_reported_with_their_number(tmp_path):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kzqa.qa.question import (about_someone_else, analyse, answer_type, counted_terms, name_beside_role,
-                              number_attached, offers, required_units, role_terms, split_parts)
+                              number_attached, offer_span, offers, required_units, role_terms, short_kind,
+                              split_parts)
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -106,3 +107,39 @@ def test_a_name_must_stand_beside_the_role():
     roles = role_terms("Who was Nazarbayev's successor as President of Kazakhstan?")
     assert name_beside_role("Nazarbayev’s successor, President Kassym-Jomart Tokayev, signed it.", roles)
     assert not name_beside_role("The succession was smooth and the successor was chosen in 2019.", roles)
+
+
+@pytest.mark.parametrize("kind, sentence, question, short", [
+    ("quantity", "With 97 meters of altitude, the Bayterek tower marks the year.", "How tall is the tower?", "97 meters"),
+    ("quantity", "Beside the $30 billion deal, China lent more.", "How big was the deal?", "$30 billion"),
+    ("quantity", "Trade reached 14.36 billion USD in 2019.", "What was the trade turnover in 2019?", "14.36 billion USD"),
+    ("quantity", "It planned to relocate 55 Chinese plants.", "How many Chinese plants?", "55"),
+    ("year", "Zhang Qian died in 114 BC after two journeys.", "When did Zhang Qian die?", "114 BC"),
+    ("year", "In 2013 Xi announced the Belt in Astana.", "In which year did Xi speak in Astana?", "2013"),
+    ("date", "He was released in August 2019.", "When was he released?", "August 2019"),
+    ("date", "It opened in 1997, twenty years after 1977.", "When did it open, after 1977?", "1997"),
+    ("person", "The first president, Nursultan Nazarbayev, ordered it.", "Who ordered the tower?", "Nursultan Nazarbayev"),
+    ("name", "It is financed by China Development Bank.", "Which lender financed Nur-Sultan's rail?", "China Development Bank"),
+    ("place", "It borders Turkmenistan’s north.", "Which country borders it?", "Turkmenistan"),
+])
+def test_offer_span_is_the_direct_answer(kind, sentence, question, short):
+    span = offer_span(kind, sentence, question)
+    assert span is not None and sentence[span[0]:span[1]] == short
+    assert offers(kind, sentence, question)
+
+
+def test_offer_span_skips_what_the_question_already_holds():
+    assert offer_span("year", "In 2019 trade grew.", "What happened in 2019?") is None
+    assert offer_span("person", "Nazarbayev met Xi.", "When did Nazarbayev meet Xi?") is None
+    assert offer_span(None, "Anything at all in 2019.", "Why?") is None
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Which Chinese lender financed the light rail?", "name"),
+    ("How tall is the Bayterek tower?", "quantity"),
+    ("Why did people protest in 2016?", None),
+    ("How did Kazakhstan react?", None),
+    ("What happened in Zhanaozen?", None),
+])
+def test_short_kind(question, kind, engine):
+    assert short_kind(analyse(question, engine.stats)) == kind
