@@ -13,8 +13,21 @@ from . import evaluate, scale, speed
 from .evaluate import environment, markdown_table, percentiles
 from .scale import scale_table
 from .speed import free_port, running_app, speed_table
-from .tuning import (FEATURES, AbstainModel, FusionParams, SelectionParams, analyse, decide, detect_language,
-                     features, hard_decline, resolve_followup, rrf, select_sentences, sentence_text)
+from .tuning import (
+                     FEATURES,
+                     AbstainModel,
+                     FusionParams,
+                     SelectionParams,
+                     analyse,
+                     decide,
+                     detect_language,
+                     features,
+                     hard_decline,
+                     resolve_followup,
+                     rrf,
+                     select_sentences,
+                     sentence_text,
+)
 
 __all__ = ["FEATURES", "AbstainModel", "FusionParams", "SelectionParams", "analyse", "decide", "detect_language",
            "environment", "evaluate", "features", "free_port", "hard_decline", "markdown_table", "percentiles",

@@ -24,9 +24,9 @@ import platform
 import re
 import string
 import time
-from collections import Counter
 import unicodedata
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path

@@ -6,8 +6,8 @@ fusion (:class:`FusionParams`, :func:`rrf`, :func:`detect_language`), follow-ups
 
 from ..qa.abstain import FEATURES, AbstainModel, decide, features, hard_decline
 from ..qa.answer import SelectionParams, select_sentences, sentence_text
-from ..qa.question import analyse
 from ..qa.followup import resolve_followup
+from ..qa.question import analyse
 from ..qa.retrieve import FusionParams, detect_language, rrf
 
 __all__ = ["FEATURES", "AbstainModel", "FusionParams", "SelectionParams", "analyse", "decide", "detect_language", "features",

@@ -44,8 +44,16 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
+
 from ..channels.lexical import CorpusStats, tokenize
-from .question import CHECKED_TYPES, Analysis, name_beside_role, number_attached
+from .question import (
+    CHECKED_TYPES,
+    Analysis,
+    coverage,
+    name_beside_role,
+    number_attached,
+)
 from .question import offers as offers_answer
 
 MODEL_FILE = "abstain_model.json"
@@ -65,11 +73,20 @@ class AbstainModel:
     topic_sim_en: float = 0.3
     topic_sim_other: float = 0.78
     evidence_sentences: int = 4
+    calibration: dict | None = None  # isotonic map {"x": [...], "y": [...]} from probability to confidence
 
     def probability(self, feats: dict[str, float]) -> float:
         z = self.intercept + sum(c * (float(feats.get(n, 0.0)) - m) / s
                                  for n, m, s, c in zip(self.names, self.mean, self.scale, self.coef))
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def confidence(self, p: float) -> float:
+        """The calibrated confidence of an answer given with probability ``p``: the share of
+        such answers that quoted the evidence on the validation batch (``p`` itself when the
+        model carries no calibration)."""
+        if not self.calibration:
+            return p
+        return float(np.interp(p, self.calibration["x"], self.calibration["y"]))
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -95,13 +112,6 @@ FEATURES = ("is_en", "sim_en", "sim_other", "chosen_sim_en", "chosen_sim_other",
             "answer_coverage", "type_asked", "type_missing", "type_missing_near", "typed_coverage",
             "units_missing", "missing_idf", "unknown_terms", "count_unattached",
             "role_unattached")
-
-
-def coverage(terms: list[str] | tuple[str, ...], text_terms: set[str], stats: CorpusStats) -> float:
-    """IDF-weighted share of ``terms`` present in ``text_terms`` (1.0 when there are no terms)."""
-    weights = {t: stats.idf(t) for t in terms}
-    total = sum(weights.values())
-    return 1.0 if total <= 0 else sum(w for t, w in weights.items() if t in text_terms) / total
 
 
 def features(analysis: Analysis, lang: str, passages: list[str], candidates: list[tuple[str, float]],

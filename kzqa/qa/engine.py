@@ -141,7 +141,7 @@ class Engine:
         r = self.retrieve(question, k, mode, doc_ids)
         status, p, chosen, summary, short = self.decide(r)
         return compose(question, r.hits, chosen, status=status, summary=summary, short=short, mode=r.mode,
-                       lang=r.lang, notice=notice, confidence=p)
+                       lang=r.lang, notice=notice, confidence=self.abstain.confidence(p))
 
     def decide(self, r: "Retrieval") -> tuple[str, float, list[Candidate], str | None, tuple[int, int] | None]:
         """The answer's status, the probability that it is answered, the chosen sentences,

@@ -56,10 +56,16 @@ _UNIT_CUES = [
 ]
 
 # Where a two-part question splits: "Who founded it, and when?", "где … и сколько …", "… және қашан".
+_QUESTION_WORD = (r"who|whom|whose|when|where|what|which|why|how|кто|кого|когда|где|куда|откуда|сколько|почему|"
+                  r"зачем|какой|какая|какие|каком|какого|какую|каких|кім|қашан|қайда|қанша|неше|неге|қай")
+# Where a question splits into parts: "…, and when?", "… and by what percentage …", "где … и сколько …",
+# "… және бастапқыда неше …" (up to two lower-case words between the conjunction and the question
+# word: not "Geology and Natural Resources who …"), and
+# between two questions in one message ("…多少？其中…多少？").
 _PART_SPLIT = re.compile(
-    r",?\s+(?:and|и|және|а также)\s+(?=(?:who|whom|whose|when|where|what|which|why|how|in what|in which|"
-    r"кто|когда|где|куда|сколько|почему|зачем|какой|какая|какие|каком|кім|қашан|қайда|қанша|неше|неге|қай)\b)",
+    rf",?\s+(?:and|и|және|а также)\s+(?=(?:(?-i:[a-zа-яёәғқңөұүһі])[\w’'\-]*\s+){{0,2}}(?:{_QUESTION_WORD})\b)|(?<=[?？])\s*(?=\S)",
     re.I)
+MAX_PARTS = 3
 
 _FEMALE = re.compile(r"\b(she|her|hers|herself|woman|women|mother|wife|daughter)\b", re.I)
 _MALE = re.compile(r"\b(he|his|him|himself|man|father|husband|son)\b", re.I)
@@ -116,10 +122,11 @@ def key_terms(question: str) -> list[str]:
 
 
 def split_parts(question: str) -> list[str]:
-    """The question cut where a second question word starts a new clause ("…, and when?",
-    "Where and when …"); at most two parts."""
-    pieces = [p.strip(" ,?？") for p in _PART_SPLIT.split(question, maxsplit=1)]
-    return pieces if len(pieces) == 2 and all(pieces) else [question]
+    """The question cut where another question word starts a new clause ("…, and when?",
+    "Where and when …", "… and by what percentage …") or another question starts; at most
+    MAX_PARTS parts, each a contiguous piece of the question."""
+    pieces = [p.strip(" ,?？") for p in _PART_SPLIT.split(question, maxsplit=MAX_PARTS - 1)]
+    return pieces if len(pieces) >= 2 and all(pieces) else [question]
 
 
 def unseen_names(question: str, stats: CorpusStats) -> list[str]:
@@ -383,6 +390,13 @@ def offers(kind: str | None, sentence: str, question: str, common: frozenset[str
     if kind not in ("year", "date", "quantity", "person", "place"):
         return True
     return offer_span(kind, sentence, question, common) is not None
+
+
+def coverage(terms: list[str] | tuple[str, ...], text_terms: set[str], stats: CorpusStats) -> float:
+    """IDF-weighted share of ``terms`` present in ``text_terms`` (1.0 when there are no terms)."""
+    weights = {t: stats.idf(t) for t in terms}
+    total = sum(weights.values())
+    return 1.0 if total <= 0 else sum(w for t, w in weights.items() if t in text_terms) / total
 
 
 def topic_words(question: str, text_terms: set[str]) -> list[str]:
