@@ -42,6 +42,7 @@ CSS = """
 .kzqa-meta { font-size: 0.85em; opacity: 0.8; margin: 2px 0 6px 0; }
 .kzqa-passage { white-space: pre-wrap; margin: 0; }
 .kzqa-passage mark { background: #ffe58a; color: #111; padding: 0 1px; }
+.kzqa-passage mark strong { text-decoration: underline; }
 """
 # A click on a citation marker in the chat scrolls its card into view (capture phase, before
 # Gradio's own link handling).
@@ -69,17 +70,42 @@ def marker_link(n: int) -> str:
     return f"[\\[{n}\\]](#kzqa-card-{n})"
 
 
+def confidence_level(confidence: float) -> str:
+    """'high' (≥ 0.8), 'medium' (≥ 0.5) or 'low': the calibrated confidence in plain words."""
+    return "high" if confidence >= 0.8 else "medium" if confidence >= 0.5 else "low"
+
+
+def first_quote(answer: Answer) -> str:
+    """The first quoted sentence with the direct answer in bold (Markdown, escaped)."""
+    sentence = answer.quotes[0][0]
+    if not answer.short:
+        return as_text(sentence)
+    hit = answer.citations[answer.short_marker - 1]
+    s, e = answer.short_offsets
+    start = next((hs for hs, he in hit.highlights if hs <= s and e <= he), None)
+    if start is None or hit.text[start:start + len(sentence)] != sentence:
+        return as_text(sentence)
+    a, b = s - start, e - start
+    return f"{as_text(sentence[:a])}**{as_text(sentence[a:b])}**{as_text(sentence[b:])}"
+
+
 def render_reply(answer: Answer, question: str, resolved: str) -> str:
-    """The assistant message: searched-for line, notice, then by ``answer.status`` the quoted
-    sentences with markers ('answered'), the partial reply with the closest quotes set apart as
-    context ('partial'), or the not-covered reply."""
+    """The assistant message: searched-for line, notice, then by ``answer.status`` the direct
+    answer in bold and the quoted sentences with markers and the confidence level ('answered'),
+    the partial reply naming what is missing with the closest quotes set apart as context
+    ('partial'), or the not-covered reply."""
     lines = []
     if resolved != question:
         lines.append(f"*Searched for:* {as_text(resolved)}")
     if answer.notice:
         lines.append(f"*{as_text(answer.notice)}*")
     if answer.status == ANSWERED:
-        lines.append(" ".join(f"{as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes))
+        if answer.short:
+            lines.append(f"**{as_text(answer.short)}**")
+        quoted = [first_quote(answer)] + [as_text(sentence) for sentence, _ in answer.quotes[1:]]
+        lines.append(" ".join(f"{q} {marker_link(n)}" for q, (_, n) in zip(quoted, answer.quotes)))
+        lines.append(f"*{confidence_level(answer.confidence).capitalize()} confidence "
+                     f"({answer.confidence:.0%} of such answers quoted the evidence when tested)*")
     elif answer.status == PARTIAL:
         lines += [f"⚠️ **{as_text(PARTIAL_LABEL)}**", as_text(answer.summary or ""), f"*{as_text(CONTEXT_LABEL)}*"]
         lines += [f"> {as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes]
@@ -88,11 +114,18 @@ def render_reply(answer: Answer, question: str, resolved: str) -> str:
     return "\n\n".join(lines)
 
 
-def highlighted(hit: Hit) -> str:
-    """The passage as HTML with its quoted sentences in <mark>, by exact offsets."""
+def highlighted(hit: Hit, short: tuple[int, int] | None = None) -> str:
+    """The passage as HTML with its quoted sentences in <mark> and the direct answer ``short``
+    (offsets inside one of them) in <strong>, by exact offsets."""
     out, pos = [], 0
     for s, e in sorted(hit.highlights):
-        out += [html.escape(hit.text[pos:s]), "<mark>", html.escape(hit.text[s:e]), "</mark>"]
+        out += [html.escape(hit.text[pos:s]), "<mark>"]
+        if short and s <= short[0] and short[1] <= e:
+            out += [html.escape(hit.text[s:short[0]]), "<strong>", html.escape(hit.text[short[0]:short[1]]),
+                    "</strong>", html.escape(hit.text[short[1]:e])]
+        else:
+            out.append(html.escape(hit.text[s:e]))
+        out.append("</mark>")
         pos = e
     out.append(html.escape(hit.text[pos:]))
     return "".join(out)
@@ -118,7 +151,8 @@ def render_sources(answer: Answer | None) -> str:
             f'<div class="kzqa-card" id="kzqa-card-{n}" data-passage-id="{html.escape(h.passage_id)}">'
             f'<div class="kzqa-card-head">{label}{html.escape(h.title)}</div>'
             f'<div class="kzqa-meta">{" · ".join(meta)}</div>'
-            f'<p class="kzqa-passage">{highlighted(h)}</p></div>')
+            f'<p class="kzqa-passage">{highlighted(h, answer.short_offsets if n == answer.short_marker else None)}'
+            '</p></div>')
     cards.append("</div>")
     return "\n".join(cards)
 

@@ -101,6 +101,18 @@ class SelectionParams:
         return dict(self.english if lang == "en" else self.other)
 
 
+_REFERENCE_SECTION = re.compile(r"\b(?:key sources|sources|references|bibliography|further reading|works cited|"
+                                r"notes|websites)\b", re.I)
+_CITATION = re.compile(r"^\W*[A-Z][\w’'\-]+,\s+[A-Z][\w.’' \-]*?\.?\s+(?:19|20)\d\d[a-z]?\b"  # Surname, Name. 2020
+                       r"|\bno\.\s*\d+\s*:\s*\d+|\bLink\.?\s*$")
+
+
+def is_reference(section: str, sentence: str) -> bool:
+    """Is this a line of a reference list (its section is 'Key Sources', 'References' … or it
+    reads like a citation: 'Kassenova, Nargis. 2020. …', '… 5, no. 4: 313–41', '… Link')?"""
+    return bool(_REFERENCE_SECTION.search(section or "")) or bool(_CITATION.search(sentence))
+
+
 def _sentence_key(text: str) -> str:
     return re.sub(r"\W+", "", text.casefold())
 
@@ -220,6 +232,27 @@ def _cite(hits: list[Hit], chosen: list[Candidate]) -> tuple[list[Hit], list[tup
     return [replace(hits[i], highlights=sorted(highlights[i])) for i in order], quotes
 
 
+_GIVEN = {"year": "the year", "date": "when it happened", "quantity": "the number", "person": "who it was",
+          "place": "where"}
+_MISSING = {**_GIVEN, "year": "the year asked for", "quantity": "the number or amount asked for"}
+
+
+def missing_parts_summary(analysis: Analysis, quoted: list[str], stats: CorpusStats) -> str | None:
+    """For a multi-part question whose quotes hold what some parts ask for but not what
+    another asks: 'The documents give who …, but not the year.' (None otherwise)."""
+    if len(analysis.parts) < 2:
+        return None
+    given, missing = [], []
+    for part in analysis.parts:
+        if part.kind in _MISSING and not any(offers(part.kind, t, analysis.question, stats.common) for t in quoted):
+            missing.append(_MISSING[part.kind])
+        else:
+            given.append(_GIVEN.get(part.kind or "", f"“{part.text.strip()}”"))
+    if not given or not missing:
+        return None
+    return f"The documents give {' and '.join(given)}, but not {' or '.join(missing)}."
+
+
 def partial_summary(topic: list[str], detail: str) -> str:
     """'The documents discuss “A”, “B” and “C” but do not state {detail}.'"""
     named = [f"“{t}”" for t in topic[:4]] or ["this topic"]
@@ -228,14 +261,17 @@ def partial_summary(topic: list[str], detail: str) -> str:
 
 
 def compose(question: str, hits: list[Hit], chosen: list[Candidate], *, status: str,
-            summary: str | None = None, short: tuple[int, int] | None = None, **extra) -> Answer:
+            summary: str | None = None, short: tuple[int, int] | None = None, related: list[Hit] | None = None,
+            **extra) -> Answer:
     """Build the Answer: quoted sentences with markers ('answered'), the partial reply (one
     sentence, then the closest quotes as context) or the not-covered reply. ``short``: offsets
-    of the direct answer inside the first chosen sentence (kept only when 'answered')."""
+    of the direct answer inside the first chosen sentence (kept only when 'answered');
+    ``related``: the passages a not-covered reply lists (default: every hit)."""
     if status not in STATUSES:
         raise ValueError(f"unknown answer status {status!r}")
     if status == NOT_COVERED_STATUS or not hits or not chosen:
-        return Answer(question, NOT_COVERED, [], True, related=list(hits), status=NOT_COVERED_STATUS,
+        return Answer(question, NOT_COVERED, [], True, related=list(hits if related is None else related),
+                      status=NOT_COVERED_STATUS,
                       summary=NOT_COVERED, **extra)
     citations, quotes = _cite(hits, chosen)
     quoted = " ".join(f"{sentence} [{n}]" for sentence, n in quotes)

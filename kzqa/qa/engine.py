@@ -29,11 +29,13 @@ from .answer import (
     Candidate,
     SelectionParams,
     compose,
+    is_reference,
+    missing_parts_summary,
     partial_summary,
     select_sentences,
     sentence_text,
 )
-from .question import analyse, offer_span, short_kind, topic_words
+from .question import analyse, asks_about_sources, offer_span, short_kind, topic_words
 from .retrieve import (
     DEFAULT_MODE,
     MODES,
@@ -140,7 +142,8 @@ class Engine:
         question, notice = self.prepare_question(question)
         r = self.retrieve(question, k, mode, doc_ids)
         status, p, chosen, summary, short = self.decide(r)
-        return compose(question, r.hits, chosen, status=status, summary=summary, short=short, mode=r.mode,
+        related = r.hits if asks_about_sources(question) else [h for h in r.hits if not is_reference(h.section, "")]
+        return compose(question, r.hits, chosen, status=status, summary=summary, short=short, related=related, mode=r.mode,
                        lang=r.lang, notice=notice, confidence=self.abstain.confidence(p))
 
     def decide(self, r: "Retrieval") -> tuple[str, float, list[Candidate], str | None, tuple[int, int] | None]:
@@ -152,7 +155,8 @@ class Engine:
         summary = None
         if status == PARTIAL:
             top_terms = set(tokenize([" ".join(h.text for h in r.hits[:3])])[0])
-            summary = partial_summary(topic_words(r.query, top_terms), missing_detail(analysis, feats))
+            summary = (missing_parts_summary(analysis, [sentence_text(r.hits, c) for c in chosen], r.store.stats)
+                       or partial_summary(topic_words(r.query, top_terms), missing_detail(analysis, feats)))
         short = None
         kind = short_kind(analysis)
         if chosen and kind:
@@ -160,8 +164,12 @@ class Engine:
         return status, p, chosen, summary, short
 
     def answer_features(self, r: "Retrieval"):
-        """The question's analysis, the chosen sentences and the abstention features."""
+        """The question's analysis, the chosen sentences and the abstention features. Lines of
+        reference lists are no candidates unless the question asks about sources or authors."""
         candidates = self._sentence_candidates(r)
+        if not asks_about_sources(r.query):
+            candidates = [c for c in candidates
+                          if not is_reference(r.hits[c.hit_index].section, sentence_text(r.hits, c))]
         stats = r.store.stats
         analysis = analyse(r.query, stats)
         chosen = select_sentences(r.hits, candidates, analysis, stats, r.lang, self.selection)

@@ -384,6 +384,17 @@ def short_kind(analysis: Analysis) -> str | None:
     return "name" if _WHICH.search(part.text) else None
 
 
+_SOURCES = re.compile(r"\b(?:sources?|authors?|wrote|written|writ|publications?|published|publisher|articles?|books?|"
+                      r"journals?|reading|cited?|references?|bibliography|scholars?)\b|источник|автор|стать|книг|"
+                      r"литератур|публикац|来源|作者|文章|书|文献|出处|дереккөз|автор|мақала|кітап", re.I)
+
+
+def asks_about_sources(question: str) -> bool:
+    """Does the question ask about sources, authors or publications (so that reference lists
+    may answer it)?"""
+    return bool(_SOURCES.search(question))
+
+
 def offers(kind: str | None, sentence: str, question: str, common: frozenset[str] = frozenset()) -> bool:
     """Does ``sentence`` hold an answer of ``kind`` that the question does not already hold?
     (True for questions without a type; :func:`offer_span` says where.)"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -130,3 +131,20 @@ def test_empty_question_gets_a_hint(page):
     page.press("#kzqa-question textarea", "Enter")
     page.wait_for_selector('#kzqa-chat [data-testid="bot"]', timeout=30_000)
     assert "Please type a question" in page.locator('#kzqa-chat [data-testid="bot"]').last.inner_text()
+
+
+def test_direct_answer_confidence_and_missing_part(page):
+    """The short answer stands first in bold and is marked inside its sentence and its card; the
+    confidence is said in words; a question with a part the documents lack names that part."""
+    reply = ask(page, "How tall is the Bayterek tower?", 0)
+    assert reply.splitlines()[0].strip() == "97 meters"
+    bot = page.locator('#kzqa-chat [data-testid="bot"]').last
+    assert bot.locator("strong").first.inner_text() == "97 meters"
+    assert bot.locator("strong").count() >= 2  # the line on top and inside the quoted sentence
+    assert re.search(r"(High|Medium|Low) confidence", reply)
+    assert page.locator("#kzqa-card-1 mark strong").inner_text() == "97 meters"
+    page.reload()  # a new conversation: the next question is no follow-up of the first
+    page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
+    reply = ask(page, "When was Bilash put under house arrest, and how much was he fined?", 0)
+    assert "The documents give when it happened, but not the number or amount asked for." in reply
+    assert "confidence" not in reply.lower()

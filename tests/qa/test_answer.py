@@ -90,3 +90,36 @@ def test_partial_summary_names_the_topic_and_the_missing_detail():
     assert partial_summary(["CNPC", "PetroKazakhstan"], "the number or amount asked for") == (
         "The documents discuss “CNPC” and “PetroKazakhstan” but do not state the number or amount asked for.")
     assert partial_summary([], "who it was") == "The documents discuss this topic but do not state who it was."
+
+
+@pytest.mark.parametrize("section, sentence, reference", [
+    ("Key Sources", "Anything at all.", True),
+    ("History", "Kassenova, Nargis. 2020. ‘Kazakhstan’s Adaptation to the Belt and Road Initiative.’", True),
+    ("History", "Central Asian Affairs 5, no. 4: 313–41.", True),
+    ("History", "OSCE Academy in Bishkek website. Link.", True),
+    ("History", "In 2019, the trade turnover between the two countries reached 14.36 billion USD.", False),
+    ("History", "Nazarbayev, the first president, ordered the tower in 1997.", False),
+])
+def test_reference_lines_are_recognised(section, sentence, reference):
+    from kzqa.qa.answer import is_reference
+
+    assert is_reference(section, sentence) is reference
+
+
+def test_reference_lists_answer_only_questions_about_sources(engine):
+    off = engine.ask("Какой проект метро Китай строит в Алматы?")  # not in the documents
+    assert all(h.section != "Key Sources" for h in off.related + off.citations)
+    about = engine.ask("Which articles by Oyuna Baldakova are listed among the key sources?")
+    assert not about.abstained and any(h.section == "Key Sources" for h in about.citations)
+
+
+def test_a_missing_part_is_named(engine):
+    from kzqa.qa.answer import missing_parts_summary
+
+    analysis = analyse("When was Bilash put under house arrest, and how much was he fined?", engine.stats)
+    quoted = ["After being put under a house arrestin March 2019, he was released in August 2019."]
+    assert missing_parts_summary(analysis, quoted, engine.stats) == (
+        "The documents give when it happened, but not the number or amount asked for.")
+    assert missing_parts_summary(analyse("When was Bilash arrested?", engine.stats), quoted, engine.stats) is None
+    ans = engine.ask("When was Bilash put under house arrest, and how much was he fined?")
+    assert ans.status == "partial" and ans.summary.startswith("The documents give when it happened, but not")
