@@ -2,7 +2,7 @@
 
 Reads every module of ``kzqa/`` (no import of kzqa itself), groups modules by subpackage and
 writes a Mermaid graph of the import arrows between subpackages (arrow labels count the
-module-to-module imports), lowest layer at the bottom, with the lines of code of each room.
+module-to-module imports), lowest layer at the bottom, with the modules of each room.
 ``tests/test_layers.py`` checks that docs/architecture.md is this script's output.
 """
 
@@ -50,20 +50,20 @@ def imported(path: Path) -> set[str]:
 
 def render() -> str:
     files = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
-    lines = Counter()
+    modules = Counter()
     arrows = Counter()
     for path in files:
         room = room_of(module_of(path))
         if room is None:
             continue
-        lines[room] += len(path.read_text(encoding="utf-8").splitlines())
+        modules[room] += path.name != "__init__.py" or room == "api"
         for target in imported(path):
             if room_of(target) not in (room, None):
                 arrows[(room, room_of(target))] += 1
     out = ["# Architecture", "", "Drawn from the imports by `python docs/layers.py > docs/architecture.md`: each box is a",
-           "layer of `kzqa/` (its lines of code), each arrow an import between layers (how many), always",
+           "layer of `kzqa/` (how many modules), each arrow an import between layers (how many), always",
            "downward (`kzqa/_version.py` is read by every layer and left out).", "", "```mermaid", "flowchart TD"]
-    out += [f'    {r}["{"__init__.py + backends.py" if r == "api" else r + "/"} — {JOBS[r]} ({lines[r]} lines)"]'
+    out += [f'    {r}["{"__init__.py + backends.py" if r == "api" else r + "/"} — {JOBS[r]} ({modules[r]} modules)"]'
             for r in ROOMS]
     out += [f"    {a} -->|{n}| {b}" for (a, b), n in sorted(arrows.items(), key=lambda t: (ROOMS.index(t[0][0]), ROOMS.index(t[0][1])))]
     out += ["```", ""]

@@ -125,6 +125,8 @@ def build(
     typer.echo(f"  tokens/passage min {t['min']}  median {t['median']}  max {t['max']}")
     if data["cut_sentences"]:
         typer.echo(f"  {data['cut_sentences']} sentences longer than the model's limit were cut at clauses")
+    if data["repaired_words"]:
+        typer.echo(f"  {data['repaired_words']} words run together in the source were split ('yearof' → 'year of')")
     for problem in data["problems"]:
         typer.echo(f"  skipped {problem}", err=True)
 

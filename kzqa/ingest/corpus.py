@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .glued import repair_glued_words
+
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 METADATA_FILE = "sources.json"
 METADATA_FIELDS = ("title", "author", "publisher", "date", "url", "language")
@@ -81,6 +83,7 @@ class Document:
     date: str | None = None
     url: str | None = None
     language: str | None = None
+    repaired_words: int = 0  # words run together in the source and split in cleaning (see .glued)
 
     def section_at(self, offset: int) -> Section:
         """The section whose body contains ``offset``."""
@@ -494,13 +497,15 @@ def read_document(path: Path, corpus_dir: Path, meta: dict | None = None, doc_id
     except Exception as exc:  # a reader library failing on a broken file (pypdf, lxml …)
         raise ReadError(f"cannot read it ({type(exc).__name__}: {exc})") from exc
     title = drop_controls(meta.get("title") or found_title or path.stem.replace("-", " ").replace("_", " "))
-    text, sections = assemble(clean_blocks(blocks, title, meta.get("author")))
+    cleaned = clean_blocks(blocks, title, meta.get("author"))
+    repaired = [repair_glued_words(b.text) for b in cleaned]
+    text, sections = assemble([Block(b.kind, fixed) for b, (fixed, _) in zip(cleaned, repaired)])
     if not sections:
         raise ReadError("no text found")
     rel = path.relative_to(corpus_dir).as_posix()
     return Document(
         doc_id=doc_id or doc_ids([rel])[rel],
-        path=rel, text=text, sections=sections, title=title,
+        path=rel, text=text, sections=sections, title=title, repaired_words=sum(len(r) for _, r in repaired),
         **{k: meta.get(k) for k in METADATA_FIELDS if k != "title"},
     )
 

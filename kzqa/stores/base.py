@@ -79,6 +79,7 @@ class BuildSummary:
     embedded: int = 0  # passages embedded by this build (any channel)
     reused: int = 0  # passages whose vectors came from the cache
     resplit: int = 0  # documents split again (the others' passages were reused)
+    repaired_words: int = 0  # glued words split in cleaning ('yearof' → 'year of')
 
     def to_dict(self) -> dict:
         def stats(xs: list[int]) -> dict:
@@ -91,6 +92,7 @@ class BuildSummary:
         return {"index": self.index, "documents": self.documents, "passages": self.passages,
                 "seconds": round(self.seconds, 2), "embedded": self.embedded, "reused": self.reused,
                 "resplit_documents": self.resplit, "cut_sentences": self.cut_sentences,
+                "repaired_words": self.repaired_words,
                 "words": stats(self.words), "tokens": stats(self.tokens),
                 "problems": [str(p) for p in self.problems]}
 

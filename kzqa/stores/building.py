@@ -189,4 +189,5 @@ def summary_of(prepared: Prepared, target: str, started: float, embedded: int) -
         tokens=dense.count_tokens_many([p.embed_text(params.prefix) for p in passages]),
         embedded=embedded, reused=len(passages) - embedded,
         resplit=len(prepared.read.documents) - prepared.reused_documents,
+        repaired_words=sum(d.repaired_words for d in prepared.read.documents),
     )

@@ -25,7 +25,7 @@ from .base import IndexProblem
 FORMAT = 3  # 3: every file's sha256 in the manifest, verified on load
 
 
-PIPELINE_VERSION = 2  # 2: BlingFire sentences. Bump when cleaning or splitting changes what a build produces
+PIPELINE_VERSION = 3  # 2: BlingFire sentences; 3: glued words split in cleaning. Bump when cleaning or splitting changes what a build produces
 
 
 DENSE, MULTILINGUAL, LEXICAL = "dense", "multilingual", "lexical"

@@ -42,7 +42,7 @@ def test_pdf_text_is_reflowed_into_paragraphs(documents):
     paragraphs = doc.text.split("\n\n")
     assert all("\n" not in p for p in paragraphs)
     # sentences cut by page breaks in the source are whole again
-    assert "increaseis more of economic terms than of interest and love for China" in doc.text
+    assert "increase is more of economic terms than of interest and love for China" in doc.text
     assert "BalkhashLake should be within the borders of China" in doc.text
     assert "Bayterek symbolizes the tree of life" in doc.text
     assert "sale/rent of some agricultural land" in doc.text
