@@ -31,8 +31,8 @@ PUBLISHED_NOTE = ("BM25 0.665 (BEIR paper; Anserini multifield 0.6647, flat 0.67
 
 
 def run_answer_tuning() -> None:
-    """benchmarks/tune_answer.py: the selection grid on batch 1, held-out abstention figures
-    (it reports on the shipped abstention model; `--write` there refits it)."""
+    """benchmarks/tune_answer.py: the abstention model fitted on train + dev and chosen on
+    validation, reported (``--write`` there stores it)."""
     subprocess.run([sys.executable, str(HERE / "tune_answer.py")], check=True)
 
 
