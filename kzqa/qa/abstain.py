@@ -23,10 +23,11 @@ against the sentences :func:`kzqa.qa.answer.select_sentences` chose:
   number beside X or the unit (:func:`kzqa.qa.question.number_attached`); ``role_unattached``: a
   'who is the director …' question whose chosen sentences name nobody beside that role.
 
-Three facts decline on their own: a best sentence similarity under the topic floor
+Four facts decline on their own: a best sentence similarity under the topic floor
 (``topic_sim_en`` / ``topic_sim_other``: off topic), a capitalised name the corpus never mentions
-(``unseen_names``), and a year of the question absent from the chosen sentences and the top
-passage (``missing_years``). Otherwise a logistic regression over the features gives the probability that
+(``unseen_names``), a year of the question absent from the chosen sentences
+(``missing_years``), and a unit or currency the question names (in any of the four
+languages) that no chosen sentence gives (``units_missing``). Otherwise a logistic regression over the features gives the probability that
 the question is answered; its weights, feature scaling and threshold are in
 ``abstain_model.json``, fitted by ``benchmarks/tune_answer.py --write`` on the dev set's questions (the
 script cross-validates and reports held-out figures; rerun it to refit after changing features).
@@ -131,8 +132,7 @@ def features(analysis: Analysis, lang: str, passages: list[str], candidates: lis
         "chosen_sim_en": first if en else 0.0, "chosen_sim_other": 0.0 if en else first,
         "coverage": coverage(analysis.terms, top_terms, stats) if en else 0.0,
         "answer_coverage": coverage(analysis.terms, chosen_terms, stats) if en else 0.0,
-        "missing_years": [y for y in analysis.years
-                          if y not in chosen_text and not (passages and y in passages[0])],
+        "missing_years": [y for y in analysis.years if y not in chosen_text],
         "unseen_names": list(analysis.unseen),
     }
     absent = [stats.idf(t) for t in analysis.terms if t not in chosen_terms]
@@ -166,8 +166,9 @@ def off_topic(f: dict, model: AbstainModel) -> bool:
 
 
 def hard_decline(f: dict, model: AbstainModel) -> bool:
-    """Declined whatever the logistic model says: off topic, or a year the passages lack."""
-    return off_topic(f, model) or bool(f["missing_years"])
+    """Declined whatever the logistic model says: off topic, a year the passages lack, or a
+    unit or currency the question names that no chosen sentence gives ('in tenge', 'in miles')."""
+    return off_topic(f, model) or bool(f["missing_years"]) or bool(f["units_missing"])
 
 
 def decide(f: dict, model: AbstainModel) -> tuple[str, float]:

@@ -46,11 +46,19 @@ CHECKED_TYPES = ("year", "date", "quantity", "person")
 
 # A unit the question names must come with the number: "in kilometres", "cubic metres", "how much … pay".
 _UNIT_CUES = [
-    (r"\bkilomet(er|re)s?\b|\bkm\b", r"kilomet|\bkm\b"),
-    (r"\bcubic\b", r"\bcubic\b"),
-    (r"\btonn?es?\b", r"\btonn?e"),
-    (r"\bhectares?\b", r"\bhectare"),
-    (r"\bpercent(age)?\b|%", r"%|percent"),
+    (r"\bkilomet(er|re)s?\b|\bkm\b|километр|километр|公里", r"kilomet|\bkm\b"),
+    (r"\bcubic\b|кубическ|текше|立方", r"\bcubic\b"),
+    (r"\btonn?es?\b|\bтонн|吨", r"\btonn?e"),
+    (r"\bhectares?\b|гектар|公顷", r"\bhectare"),
+    (r"\bpercent(age)?\b|\bper cent\b|%|процент|пайыз|百分", r"%|percent"),
+    (r"\b(?:in|of) (?:us )?dollars\b|\busd\b|\$|доллар|美元", r"usd|\$|dollar"),
+    (r"\btenge\b|тенге|теңге|坚戈", r"tenge"),
+    (r"\byuan\b|\brmb\b|юан|人民币", r"yuan|rmb"),
+    (r"\beuros?\b|евро|欧元", r"euro"),
+    (r"\bmiles?\b|мил[ья]|英里", r"\bmile"),
+    (r"\bfeet\b|\bfoot\b|фут|英尺", r"\bfeet|\bfoot"),
+    (r"\bkilo(?:gram)?s?\b|\bkg\b|килограмм|公斤", r"kilogram|\bkg\b"),
+    (r"\bsquare\b|квадратн|平方", r"square"),
     (r"\bhow much\b.*\b(pay|paid|cost|invest|loan|lend|lent|spend|spent|worth|price|amount|fine)",
      r"usd|\$|dollar|tenge|yuan|rmb|billion|million"),
 ]

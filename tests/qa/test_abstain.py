@@ -12,8 +12,9 @@ from kzqa.qa.abstain import FEATURES, decide, load_model
 
 def test_shipped_model_is_complete_and_loads():
     model = load_model()
-    assert model.names == FEATURES
-    assert len(model.mean) == len(model.scale) == len(model.coef) == len(FEATURES)
+    assert set(model.names) <= set(FEATURES) and len(set(model.names)) == len(model.names)
+    assert len(model.mean) == len(model.scale) == len(model.coef) == len(model.names)
+    assert model.calibration and list(model.calibration["y"]) == sorted(model.calibration["y"])  # isotonic
     assert all(s > 0 for s in model.scale) and 0 < model.threshold < 1
 
 
@@ -67,3 +68,28 @@ def test_declines_when_the_documents_do_not_answer(engine, question):
 def test_answers_when_they_do(engine, question):
     answer = engine.ask(question)
     assert answer.status == "answered" and not answer.abstained and answer.citations and "[1]" in answer.text
+
+
+@pytest.mark.parametrize("question", [
+    "How tall is the Bayterek tower in feet?",                     # the text gives meters
+    "Какова высота башни Байтерек в футах?",                         # the same in Russian
+    "How much did Kazakhstan export to China in 2019, in tenge?",  # the text gives USD
+    "2019年哈萨克斯坦对中国的出口额是多少坚戈?",
+])
+def test_a_unit_the_documents_do_not_give_is_not_answered(engine, question):
+    ans = engine.ask(question)
+    assert ans.status != "answered" and ans.short is None
+
+
+@pytest.mark.parametrize("question", [
+    "What was the trade turnover between China and Kazakhstan in 2015?",  # the text gives 2019
+    "Каким был товарооборот между Китаем и Казахстаном в 2016 году?",
+])
+def test_a_year_the_documents_do_not_give_is_not_answered(engine, question):
+    ans = engine.ask(question)
+    assert ans.status != "answered"
+
+
+def test_the_same_questions_with_the_documents_units_and_years_are_answered(engine):
+    assert engine.ask("How tall is the Bayterek tower in meters?").short == "97 meters"
+    assert engine.ask("What was the trade turnover between China and Kazakhstan in 2019?").status == "answered"
