@@ -356,13 +356,32 @@ def offer_span(kind: str | None, sentence: str, question: str,
         return m.span() if m else None
     if kind in ("person", "place", "name"):  # 'who': people, organisations and countries alike
         q = q.replace("’", "'")
+        spans = []
         for m in _NAME.finditer(sentence):
             name = _POSSESSIVE.sub("", m.group(0))
-            if (_is_name(name) and name.lower().replace("’", "'") not in q
+            if (_is_name(name) and not _ERA.fullmatch(name) and name.lower().replace("’", "'") not in q
                     and not (common and set(tokenize([m.group(0)])[0]) <= common)):
-                return _without_leading(name, m.start())
-        return None
+                spans.append(_without_leading(name, m.start()))
+        if not spans:
+            return None
+        anchor = _asked_noun(question)  # 'Near which lake …' → the name beside 'Lake'
+        for start, end in spans:
+            if anchor and re.search(rf"\b{anchor}", sentence[max(0, start - 12):end + 12], re.I):
+                return start, end
+        return spans[0]
     return None
+
+
+_ERA = re.compile(r"BC|BCE|AD|CE")
+_ASKED = re.compile(r"\b(?:which|what)\s+([a-z]{3,})\b", re.I)
+
+
+def _asked_noun(question: str) -> str | None:
+    """The noun a 'which/what <noun>' question asks for ('lake', 'university', 'dynasty')."""
+    m = _ASKED.search(question)
+    if not m or m.group(1).lower() in _NOT_COUNTED or m.group(1).lower() in _QUESTION_WORDS.split():
+        return None
+    return re.escape(m.group(1).lower().rstrip("s"))
 
 
 def _without_leading(phrase: str, start: int) -> tuple[int, int]:
@@ -389,7 +408,14 @@ def short_kind(analysis: Analysis) -> str | None:
         return part.kind
     if re.search(r"\b(why|how)\b|почему|зачем|как |неге|қалай|为什么|怎么|如何", part.text, re.I):
         return None
+    if _AMOUNT.search(part.text):
+        return "quantity"
     return "name" if _WHICH.search(part.text) else None
+
+
+# "What size of stake …", "What was the total trade turnover …", "What proportion …": an amount
+_AMOUNT = re.compile(r"\bwhat\s+(?:is|was|are|were\s+)?(?:the\s+)?(?:\w+\s+){0,2}?(?:size|proportion|share|total|amount|"
+                     r"number|turnover|volume|stake|value|cost|percentage|sum)\b", re.I)
 
 
 _SOURCES = re.compile(r"\b(?:sources?|authors?|wrote|written|writ|publications?|published|publisher|articles?|books?|"

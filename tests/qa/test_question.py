@@ -121,6 +121,11 @@ def test_a_name_must_stand_beside_the_role():
     ("person", "The first president, Nursultan Nazarbayev, ordered it.", "Who ordered the tower?", "Nursultan Nazarbayev"),
     ("name", "It is financed by China Development Bank.", "Which lender financed Nur-Sultan's rail?", "China Development Bank"),
     ("place", "It borders Turkmenistan’s north.", "Which country borders it?", "Turkmenistan"),
+    ("place", "In the Sino-Soviet clash of 1969 near Lake Zhalanashkol, troops died.", "Near which lake did troops clash?",
+     "Lake Zhalanashkol"),
+    ("person", "In 138 BC, Zhang Qian travelled west.", "Who was the first Chinese envoy?", "Zhang Qian"),
+    ("quantity", "In 1997 the China National Petroleum Corporation (CNPC) acquired a 66.7% stake.",
+     "What size of stake did CNPC acquire?", "66.7%"),
 ])
 def test_offer_span_is_the_direct_answer(kind, sentence, question, short):
     span = offer_span(kind, sentence, question)
@@ -136,6 +141,8 @@ def test_offer_span_skips_what_the_question_already_holds():
 
 @pytest.mark.parametrize("question, kind", [
     ("Which Chinese lender financed the light rail?", "name"),
+    ("What size of stake did CNPC acquire?", "quantity"),
+    ("What was the total trade turnover in 2019?", "quantity"),
     ("How tall is the Bayterek tower?", "quantity"),
     ("Why did people protest in 2016?", None),
     ("How did Kazakhstan react?", None),
