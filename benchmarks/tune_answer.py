@@ -34,11 +34,8 @@ import kzqa  # noqa: E402
 from kzqa.bench import (  # noqa: E402
     FEATURES,
     AbstainModel,
-    analyse,
     decide,
-    features,
     hard_decline,
-    select_sentences,
     sentence_text,
 )
 from kzqa.bench import evaluate as ev
@@ -56,22 +53,10 @@ def feature_rows(engine, items) -> list[dict]:
     out = []
     for item in items:
         r = engine.retrieve(item.question, k=5)
-        cands = engine._sentence_candidates(r)
-        analysis = analyse(r.query, engine.stats)
-        chosen = select_sentences(r.hits, cands, analysis, engine.stats, r.lang, engine.selection)
-        texts = [sentence_text(r.hits, c) for c in chosen]
-        f = features(analysis, r.lang, [h.text for h in r.hits], [(sentence_text(r.hits, c), c.similarity) for c in cands],
-                     [(t, c.similarity) for t, c in zip(texts, chosen)], engine.stats, engine.abstain.evidence_sentences)
-        holds = item.answerable and ev.quotes_evidence(_Quotes(texts), item)
-        out.append({"item": item, "f": f, "evidence": holds})
+        _, chosen, f = engine.answer_features(r)  # exactly what Engine.ask decides on
+        quoted = " ".join(sentence_text(r.hits, c) for c in chosen)
+        out.append({"item": item, "f": f, "evidence": item.answerable and ev.holds_evidence(quoted, item.evidence)})
     return out
-
-
-class _Quotes:
-    """What :func:`kzqa.bench.evaluate.quotes_evidence` reads of an answer."""
-
-    def __init__(self, texts: list[str]):
-        self.abstained, self.quotes = False, [(t, 1) for t in texts]
 
 
 def fit(frows, base: AbstainModel, names: tuple[str, ...]) -> AbstainModel:
@@ -103,9 +88,9 @@ def calibrate(frows, model: AbstainModel) -> dict:
     """Isotonic map from the probability of the answers given to the share that quote the evidence."""
     from sklearn.isotonic import IsotonicRegression
 
-    given = [fr for fr in frows if decide(fr["f"], model)[0] == "answered"]
-    x = np.array([decide(fr["f"], model)[1] for fr in given])
-    y = np.array([fr["evidence"] for fr in given], dtype=float)
+    decided = [(fr, *decide(fr["f"], model)) for fr in frows]
+    x = np.array([p for _, status, p in decided if status == "answered"])
+    y = np.array([fr["evidence"] for fr, status, _ in decided if status == "answered"], dtype=float)
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
     return {"x": [round(float(v), 6) for v in iso.X_thresholds_], "y": [round(float(v), 6) for v in iso.y_thresholds_]}
 

@@ -124,11 +124,11 @@ def quotes_evidence(answer, item: QAItem) -> bool:
     sentences are joined and matched after :func:`normalise_evidence`, like passage relevance."""
     if answer.abstained or not item.evidence:
         return False
-    quoted = normalise_evidence(" ".join(sentence for sentence, _ in answer.quotes))
-    return any(normalise_evidence(e) in quoted for e in item.evidence)
+    return holds_evidence(" ".join(sentence for sentence, _ in answer.quotes), item.evidence)
 
 
-def _holds(text: str, strings) -> bool:
+def holds_evidence(text: str, strings) -> bool:
+    """Does ``text`` hold one of ``strings``, both sides after :func:`normalise_evidence`?"""
     quoted = normalise_evidence(text)
     return any(normalise_evidence(e) in quoted for e in strings)
 
@@ -137,7 +137,7 @@ def first_quote_evidence(answer, item: QAItem) -> bool:
     """Does the answer's first quoted sentence hold an evidence string (answer given)?"""
     if answer.abstained or not item.evidence or not answer.quotes:
         return False
-    return _holds(answer.quotes[0][0], item.evidence)
+    return holds_evidence(answer.quotes[0][0], item.evidence)
 
 
 def all_parts_quoted(answer, item: QAItem) -> bool:
@@ -146,7 +146,7 @@ def all_parts_quoted(answer, item: QAItem) -> bool:
     if answer.abstained or not item.evidence:
         return False
     quoted = " ".join(sentence for sentence, _ in answer.quotes)
-    return all(_holds(quoted, part) for part in (item.parts or (item.evidence,)))
+    return all(holds_evidence(quoted, part) for part in (item.parts or (item.evidence,)))
 
 
 TYPED_ANSWERS = ("number", "date", "year", "name", "place")
@@ -276,7 +276,7 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
         if relevant:
             qrels[item.id] = {pid: 1 for pid in relevant}
             run[item.id] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits)}
-        short = getattr(answer, "short", None) if not answer.abstained else None
+        short = answer.short  # set only on answers given
         scored = short_scored(item)
         results.append(QuestionResult(
             item.id, item.type, item.lang, item.answerable, rank, len(relevant), answer.abstained,

@@ -76,17 +76,14 @@ def _replacements(text: str) -> list[tuple[int, int, str]]:
         words = split_token(m.group(1))
         if words:
             found[m.start(1)] = (m.start(1), m.end(1), words)
-    for pattern in (_CAMEL, _DOLLAR):
-        for m in pattern.finditer(text):
-            if ranks.get(m.group(1), RARE) < COMMON and m.start() not in found:
-                found[m.start()] = (m.start(), m.end(1) + len(m.group(2)) if pattern is _CAMEL else m.end(1) + 1,
-                                    "")
+    for m in _CAMEL.finditer(text):  # 'toRussia' → 'to Russia'
+        if ranks.get(m.group(1), RARE) < COMMON:
+            found.setdefault(m.start(), (m.start(), m.end(), f"{m.group(1)} {m.group(2)}"))
+    for m in _DOLLAR.finditer(text):  # 'the$30' → 'the $30' (the repair spans 'the$')
+        if ranks.get(m.group(1), RARE) < COMMON:
+            found.setdefault(m.start(), (m.start(), m.end(1) + 1, f"{m.group(1)} $"))
     out = []
     for start, end, words in sorted(found.values()):
-        token = text[start:end]
-        if not words:  # camel case or dollar: the space goes before the second part
-            cut = len(re.match(r"[a-z]+", token).group(0))
-            words = f"{token[:cut]} {token[cut:]}"
         if not out or start >= out[-1][1]:
             out.append((start, end, words))
     return out

@@ -143,8 +143,8 @@ class Engine:
         r = self.retrieve(question, k, mode, doc_ids)
         status, p, chosen, summary, short = self.decide(r)
         related = r.hits if asks_about_sources(question) else [h for h in r.hits if not is_reference(h.section, "")]
-        return compose(question, r.hits, chosen, status=status, summary=summary, short=short, related=related, mode=r.mode,
-                       lang=r.lang, notice=notice, confidence=self.abstain.confidence(p))
+        return compose(question, r.hits, chosen, status=status, summary=summary, short=short, related=related,
+                       mode=r.mode, lang=r.lang, notice=notice, confidence=self.abstain.confidence(p))
 
     def decide(self, r: "Retrieval") -> tuple[str, float, list[Candidate], str | None, tuple[int, int] | None]:
         """The answer's status, the probability that it is answered, the chosen sentences,

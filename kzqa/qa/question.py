@@ -46,7 +46,7 @@ CHECKED_TYPES = ("year", "date", "quantity", "person")
 
 # A unit the question names must come with the number: "in kilometres", "cubic metres", "how much … pay".
 _UNIT_CUES = [
-    (r"\bkilomet(er|re)s?\b|\bkm\b|километр|километр|公里", r"kilomet|\bkm\b"),
+    (r"\bkilomet(er|re)s?\b|\bkm\b|километр|公里", r"kilomet|\bkm\b"),
     (r"\bcubic\b|кубическ|текше|立方", r"\bcubic\b"),
     (r"\btonn?es?\b|\bтонн|吨", r"\btonn?e"),
     (r"\bhectares?\b|гектар|公顷", r"\bhectare"),
