@@ -11,7 +11,7 @@ apart (benchmarks/qa/writers-prompt.md):
   answers given that quote the evidence);
 - ``test.jsonl`` is never read here: it is scored once, at the end, with ``kzqa eval``.
 
-Sentence selection uses the shipped :class:`SelectionParams` (chosen on validation, see
+Sentence selection uses the shipped ``SelectionParams`` (chosen on validation, see
 benchmarks/results.md). Writes kzqa/qa/abstain_model.json (with --write) and
 benchmarks/results/answer-tuning.json and .md.
 """

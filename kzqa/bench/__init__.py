@@ -13,23 +13,9 @@ from . import evaluate, scale, speed
 from .evaluate import environment, markdown_table, percentiles
 from .scale import scale_table
 from .speed import free_port, running_app, speed_table
-from .tuning import (
-                     FEATURES,
-                     AbstainModel,
-                     FusionParams,
-                     SelectionParams,
-                     analyse,
-                     decide,
-                     detect_language,
-                     features,
-                     hard_decline,
-                     resolve_followup,
-                     rrf,
-                     select_sentences,
-                     sentence_text,
-)
+from .tuning import (FEATURES, AbstainModel, FusionParams, decide, detect_language, hard_decline, resolve_followup,
+                     rrf, sentence_text)
 
-__all__ = ["FEATURES", "AbstainModel", "FusionParams", "SelectionParams", "analyse", "decide", "detect_language",
-           "environment", "evaluate", "features", "free_port", "hard_decline", "markdown_table", "percentiles",
-           "pgserver", "resolve_followup", "rrf", "running_app", "scale", "scale_table", "select_sentences",
-           "sentence_text", "speed", "speed_table"]
+__all__ = ["FEATURES", "AbstainModel", "FusionParams", "decide", "detect_language", "environment", "evaluate",
+           "free_port", "hard_decline", "markdown_table", "percentiles", "pgserver", "resolve_followup", "rrf",
+           "running_app", "scale", "scale_table", "sentence_text", "speed", "speed_table"]
