@@ -207,7 +207,8 @@ def bench_scale(
     latency per mode and recall@10 of the approximate index against exact search; with --db,
     the same for PostgreSQL + pgvector beside it."""
     import kzqa
-    from kzqa.bench import scale
+
+    from ..bench import scale
 
     try:
         report = scale.run(passages, progress=not as_json, db=db)
@@ -227,7 +228,7 @@ def bench_speed(
     and build throughput, all in one run (read the figures as ratios)."""
     import subprocess
 
-    from kzqa.bench import speed
+    from ..bench import speed
 
     try:
         report = speed.run(quick=quick)
@@ -245,8 +246,7 @@ def bench_load(
 ) -> None:
     """Start the chat on loopback and keep N gradio_client users asking /ask for S seconds:
     answers/s, p50/p95 latency and errors per user count."""
-    from kzqa.bench import speed
-
+    from ..bench import speed
     from ..bench.evaluate import environment, markdown_table
 
     try:
@@ -273,7 +273,7 @@ def eval_(
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the report (.json: JSON, else Markdown)."),
 ) -> None:
     """Retrieval benchmark: Recall@k, MRR, nDCG, abstention and latency (QA), or BEIR metrics."""
-    from kzqa.bench import evaluate as ev
+    from ..bench import evaluate as ev
 
     if (qa_file is None) == (beir is None):
         _fail("give either a QA file or --beir DIR")
@@ -393,7 +393,7 @@ def db_start(
     port: int = typer.Option(5433, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
 ) -> None:
     """Initialise (first time) and start PostgreSQL + pgvector on 127.0.0.1; print its URL."""
-    from kzqa.stores import pgserver
+    from ..stores import pgserver
 
     try:
         server = pgserver.start(data, port=port)
@@ -408,7 +408,7 @@ def db_stop(
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder of the server to stop."),
 ) -> None:
     """Stop the local server started by `kzqa db start`."""
-    from kzqa.stores import pgserver
+    from ..stores import pgserver
 
     try:
         stopped = pgserver.stop(data)
