@@ -14,7 +14,7 @@ from kzqa.bench.evaluate import EvalError, load_qa, normalise_evidence, qa_repor
 
 DEV = ROOT / "benchmarks" / "qa" / "dev.jsonl"
 FOLLOWUP = ROOT / "benchmarks" / "qa" / "followup.jsonl"
-BATCHES = {b: ROOT / "benchmarks" / "qa" / f"{b}.jsonl" for b in ("train", "validation", "test", "test2")}
+BATCHES = {b: ROOT / "benchmarks" / "qa" / f"{b}.jsonl" for b in ("train", "validation", "test", "test2", "test3")}
 
 
 def test_normalisation_is_exactly_the_documented_one():
