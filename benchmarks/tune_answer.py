@@ -3,13 +3,17 @@
 The protocol (issue 18): questions written blind from the corpus alone, in three batches kept
 apart (benchmarks/qa/writers-prompt.md):
 
-- **fit** on ``train.jsonl`` together with the older ``dev.jsonl`` (the logistic regression's
-  weights, on the questions the hard rules do not decline);
-- **choose** on ``validation.jsonl``: which feature set, the threshold (the highest whose
-  wrong declines of answerable validation questions stay ≤ 5%), and the calibration of
-  ``Answer.confidence`` (isotonic regression from the model's probability to the share of
-  answers given that quote the evidence);
-- ``test.jsonl`` is never read here: it is scored once, at the end, with ``kzqa eval``.
+- **fit** on ``train.jsonl`` together with the older ``dev.jsonl`` and the two earlier sealed
+  batches ``test.jsonl`` and ``test2.jsonl``, each scored once before it joined (the logistic
+  regression's weights, on the questions the hard rules do not decline; and the calibration of
+  ``Answer.confidence``, from probabilities cross-fitted over five folds, so that it learns from
+  probabilities the model gives questions it was not fitted on);
+- **choose** on ``validation.jsonl``: which feature set (the one declining most unanswerable
+  questions; within two questions of the best is a tie, broken by the lower calibration error),
+  the threshold (the one declining most unanswerable questions net of wrongly declined
+  answerable ones, with wrong declines ≤ 5%), and the calibration method
+  (isotonic or Platt: the lower expected calibration error);
+- ``test3.jsonl`` is never read here: it is scored once, at the end, with ``kzqa eval``.
 
 Sentence selection uses the shipped ``SelectionParams`` (chosen on validation, see
 benchmarks/results.md). Writes kzqa/qa/abstain_model.json (with --write) and
@@ -44,7 +48,10 @@ MAX_WRONG = 0.05
 # Fewer, more general signals: similarity, key-term coverage and whether the type asked for is there.
 SMALL = ("is_en", "sim_en", "sim_other", "chosen_sim_en", "chosen_sim_other", "coverage", "answer_coverage",
          "type_missing", "missing_idf")
-FEATURE_SETS = {"all 16": FEATURES, "small 9": SMALL}
+FEATURE_SETS = {f"all {len(FEATURES)}": FEATURES, "small 9": SMALL,
+                "small 9 + entity check": SMALL + ("entity_missing",)}
+CALIBRATIONS = ("isotonic", "platt")
+FIT_ON = ("train", "dev", "test", "test2")  # test and test2 were each scored once, then joined the fitting data
 
 
 def feature_rows(engine, items) -> list[dict]:
@@ -76,23 +83,58 @@ def fit(frows, base: AbstainModel, names: tuple[str, ...]) -> AbstainModel:
 
 
 def choose_threshold(frows, model: AbstainModel) -> float:
-    """The highest threshold whose wrong declines of answerable questions stay ≤ MAX_WRONG
-    (questions declined by the hard rules count as declined whatever the threshold)."""
-    answerable = [fr for fr in frows if fr["item"].answerable]
-    probs = sorted(0.0 if hard_decline(fr["f"], model) else model.probability(fr["f"]) for fr in answerable)
-    allowed = int(MAX_WRONG * len(answerable))
-    return float(probs[allowed]) if probs else 0.5
+    """The threshold that declines the most unanswerable questions net of the answerable ones it
+    declines (one question, one point), among those whose wrong declines of answerable
+    questions stay ≤ MAX_WRONG (questions the hard rules decline count as declined whatever
+    the threshold); the lowest such threshold on a tie."""
+    prob = lambda fr: 0.0 if hard_decline(fr["f"], model) else model.probability(fr["f"])  # noqa: E731
+    answerable = [prob(fr) for fr in frows if fr["item"].answerable]
+    unanswerable = [prob(fr) for fr in frows if not fr["item"].answerable]
+    best, best_gain = 0.0, None
+    for t in sorted({0.0, *answerable, *(p + 1e-9 for p in unanswerable)}):
+        wrong = sum(p < t for p in answerable)
+        if wrong > MAX_WRONG * len(answerable):
+            break
+        gain = sum(p < t for p in unanswerable) - wrong
+        if best_gain is None or gain > best_gain:
+            best, best_gain = t, gain
+    return float(best)
 
 
-def calibrate(frows, model: AbstainModel) -> dict:
-    """Isotonic map from the probability of the answers given to the share that quote the evidence."""
+def cross_fitted(frows, base: AbstainModel, names: tuple[str, ...], folds: int = 5) -> list[tuple[dict, float]]:
+    """Each question with the probability a model fitted on the other folds gives it (0 when a
+    hard rule declines it): probabilities the calibration can learn from without having seen
+    the question."""
+    order = np.random.default_rng(0).permutation(len(frows))
+    out = []
+    for k in range(folds):
+        held = [frows[i] for i in order[k::folds]]
+        rest = [frows[i] for i in order if i not in set(order[k::folds])]
+        model = fit(rest, base, names)
+        out += [(fr, 0.0 if hard_decline(fr["f"], model) else model.probability(fr["f"])) for fr in held]
+    return out
+
+
+def calibrate(pairs, threshold: float, method: str) -> dict:
+    """A map from the probability of an answer given (at least ``threshold``) to the share of
+    such answers that quote the evidence, learnt from (question row, probability) ``pairs``:
+    'isotonic' (a step function) or 'platt' (a sigmoid of the log-odds, two parameters),
+    stored as points the engine interpolates between."""
     from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
 
-    decided = [(fr, *decide(fr["f"], model)) for fr in frows]
-    x = np.array([p for _, status, p in decided if status == "answered"])
-    y = np.array([fr["evidence"] for fr, status, _ in decided if status == "answered"], dtype=float)
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
-    return {"x": [round(float(v), 6) for v in iso.X_thresholds_], "y": [round(float(v), 6) for v in iso.y_thresholds_]}
+    given = [(fr, p) for fr, p in pairs if p >= threshold and p > 0.0]  # the answers it would give
+    x = np.array([p for _, p in given])
+    y = np.array([fr["evidence"] for fr, _ in given], dtype=float)
+    if method == "isotonic":
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
+        return {"method": method, "x": [round(float(v), 6) for v in iso.X_thresholds_],
+                "y": [round(float(v), 6) for v in iso.y_thresholds_]}
+    logit = lambda p: np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6)))  # noqa: E731
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit(x)[:, None], y.astype(int))
+    grid = np.linspace(0.0, 1.0, 101)
+    return {"method": method, "x": [round(float(v), 6) for v in grid],
+            "y": [round(float(v), 6) for v in lr.predict_proba(logit(grid)[:, None])[:, 1]]}
 
 
 def figures(frows, model: AbstainModel) -> dict:
@@ -118,18 +160,25 @@ def main() -> None:
     args = parser.parse_args()
     engine = kzqa.load()
     load = lambda name: ev.load_qa(HERE / "qa" / f"{name}.jsonl", strict=True)[0]  # noqa: E731
-    train = feature_rows(engine, load("train") + load("dev"))
+    train = feature_rows(engine, [item for name in FIT_ON for item in load(name)])
     validation = feature_rows(engine, load("validation"))
     base = engine.abstain
     candidates = {}
     for label, names in FEATURE_SETS.items():
         model = fit(train, base, names)
         model = replace(model, threshold=choose_threshold(validation, model))
-        model = replace(model, calibration=calibrate(validation, model))
+        pairs = cross_fitted(train, base, names)
+        calibrated = [replace(model, calibration=calibrate(pairs, model.threshold, method))
+                      for method in CALIBRATIONS]
+        model = min(calibrated, key=lambda m: figures(validation, m)["ece"])  # the calibration chosen on validation
         candidates[label] = {"model": model, "train (fit)": figures(train, model),
                              "validation (chosen on)": figures(validation, model)}
     # the feature set that declines most unanswerable validation questions (wrong declines held at ≤ 5%)
-    chosen = max(candidates, key=lambda k: candidates[k]["validation (chosen on)"]["unanswerable_declined"])
+    # (within two questions of the best count as a tie, broken by the lower calibration error)
+    val = {k: c["validation (chosen on)"] for k, c in candidates.items()}
+    best = max(v["unanswerable_declined"] for v in val.values())
+    close = [k for k, v in val.items() if (best - v["unanswerable_declined"]) * v["unanswerable"] < 2]
+    chosen = min(close, key=lambda k: val[k]["ece"])
     shipped = candidates[chosen]["model"]
     report = {"chosen": chosen, "max_wrong": MAX_WRONG,
               "candidates": {k: {**{n: v for n, v in c.items() if n != "model"}, "model": c["model"].to_dict()}
@@ -146,10 +195,10 @@ def main() -> None:
 
 def render(report: dict) -> str:
     lines = ["## Abstention and confidence (`benchmarks/tune_answer.py`)", "",
-             f"Fitted on train + dev ({report['candidates'][report['chosen']]['train (fit)']['answerable']} answerable, "
+             f"Fitted on {' + '.join(FIT_ON)} ({report['candidates'][report['chosen']]['train (fit)']['answerable']} answerable, "
              f"{report['candidates'][report['chosen']]['train (fit)']['unanswerable']} unanswerable); feature set, "
-             f"threshold (wrong declines ≤ {report['max_wrong']:.0%} on validation) and isotonic calibration chosen on "
-             "validation. The test batch is not read here.", "",
+             f"threshold (wrong declines ≤ {report['max_wrong']:.0%} on validation) and calibration method chosen on "
+             "validation. The sealed batch (test3) is not read here.", "",
              "| features | batch | answer evidence | wrongly declined | unanswerable declined | ru/zh/kk unanswerable declined | ECE | confident wrong |",
              "|---|---|---|---|---|---|---|---|"]
     for label, c in report["candidates"].items():
@@ -159,7 +208,9 @@ def render(report: dict) -> str:
                          f"| {f['wrongly_declined']} | {f['unanswerable_declined']} | {f['non_english_unanswerable_declined']} "
                          f"| {f['ece']} | {f['confident_wrong']} |")
     m = report["candidates"][report["chosen"]]["model"]
-    lines += ["", f"Shipped model (`kzqa/qa/abstain_model.json`): threshold {m['threshold']:.3f}; standardised coefficients "
+    lines += ["", f"Shipped model (`kzqa/qa/abstain_model.json`): threshold {m['threshold']:.3f}; calibration "
+              f"{m['calibration']['method']} (chosen by validation ECE; fitted on cross-fitted train probabilities); "
+              "standardised coefficients "
               + ", ".join(f"{n} {c:+.2f}" for n, c in zip(m["names"], m["coef"])) + ".", ""]
     return "\n".join(lines)
 

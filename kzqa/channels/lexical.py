@@ -8,11 +8,14 @@ best texts with a positive score, best first.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from .vocabulary import Vocabulary
 
 SETTINGS = {"library": "bm25s", "method": "lucene", "k1": 1.2, "b": 0.75,
             "stemmer": "english", "stopwords": "en"}
@@ -120,16 +123,28 @@ class CorpusStats:
     genders: dict[str, str]
     avg_sentence_terms: float = 12.0
     common: frozenset[str] = frozenset()  # stemmed terms found in more than a quarter of the passages
+    vocabulary: Vocabulary | None = None  # the words in the multilingual model (None without one)
+    names: frozenset[str] = frozenset()  # lower-cased words written capitalised inside sentences (names)
+    acronyms: frozenset[str] = frozenset()  # initials of the texts' names of several words ('CIS', 'AIIB')
 
     def to_dict(self) -> dict:
         """A JSON-ready copy: ``CorpusStats.from_dict(s.to_dict()) == s``."""
         return {"df": self.df, "n": self.n, "words": sorted(self.words), "genders": self.genders,
-                "avg_sentence_terms": self.avg_sentence_terms, "common": sorted(self.common)}
+                "avg_sentence_terms": self.avg_sentence_terms, "common": sorted(self.common),
+                "vocabulary": None if self.vocabulary is None else self.vocabulary.to_dict(),
+                "names": sorted(self.names), "acronyms": sorted(self.acronyms)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CorpusStats":
+        vocabulary = Vocabulary.from_dict(data["vocabulary"]) if data.get("vocabulary") else None
         return cls({str(k): int(v) for k, v in data["df"].items()}, int(data["n"]), frozenset(data["words"]),
-                   dict(data["genders"]), float(data["avg_sentence_terms"]), frozenset(data["common"]))
+                   dict(data["genders"]), float(data["avg_sentence_terms"]), frozenset(data["common"]), vocabulary,
+                   frozenset(data.get("names", ())), frozenset(data.get("acronyms", ())))
+
+    def stem(self, word: str) -> str:
+        """The stemmed form of one word (as :func:`tokenize` stems it; '' for a stopword)."""
+        terms = tokenize([word])[0]
+        return terms[0] if terms else ""
 
     def idf(self, term: str) -> float:
         """BM25 (Lucene) inverse document frequency of a stemmed term."""
@@ -190,6 +205,27 @@ def corpus_stats(passage_texts: list[str], sentence_texts: list[str], other_text
     step = max(1, len(sentence_texts) // 20_000)
     lengths = [len(t) for t in tokenize(sentence_texts[::step])] if sentence_texts else [12]
     words = frozenset(w for text in other_texts for w in re.findall(r"[a-z]+", text.lower()))
+    names = _names(other_texts)
+    acronyms = frozenset(initials for text in other_texts for m in _NAME_RUN.finditer(text)
+                         if len(initials := "".join(w[0] for w in m.group(0).split() if w[0].isupper())) >= 2)
     n = len(passage_texts)
     return CorpusStats(df, n, words, _genders(sentence_texts), float(np.mean(lengths)) if lengths else 12.0,
-                       frozenset(t for t, d in df.items() if d > n / 4))
+                       frozenset(t for t, d in df.items() if d > n / 4), names=names, acronyms=acronyms)
+
+
+def _names(texts: list[str]) -> frozenset[str]:
+    """Lower-cased words the texts write capitalised inside a sentence more often than in lower
+    case (counting every form of the word: 'project', 'projects'): 'kazakhstan', 'bayterek',
+    'nazarbayev', not 'project' (capitalised in titles: 'Project System')."""
+    capitalised = Counter(m.group(1).lower() for text in texts for m in _NAME_INSIDE.finditer(text))
+    lower = Counter(w for text in texts for w in re.findall(r"\b[a-z]+\b", text))
+    stem = dict(zip(list(capitalised) + list(lower), _stemmer().stemWords(list(capitalised) + list(lower))))
+    lower_by_stem = Counter()
+    for w, n in lower.items():
+        lower_by_stem[stem[w]] += n
+    return frozenset(w for w, n in capitalised.items() if n > lower_by_stem[stem[w]])
+
+
+# a name of several capitalised words ('Commonwealth of Independent States', 'Asian Infrastructure Investment Bank')
+_NAME_RUN = re.compile(r"[A-Z][a-z]+(?:\s+(?:of\s+|and\s+|for\s+|the\s+)*[A-Z][a-z]+)+")
+_NAME_INSIDE = re.compile(r"(?<=[\w,;:)] )([A-Z][a-z]+)\b")  # a capitalised word after a word, not a full stop

@@ -9,28 +9,36 @@ against the sentences :func:`kzqa.qa.answer.select_sentences` chose:
   chosen sentence, in the model that reads the question's language (``*_en`` for English
   questions, MiniLM; ``*_other`` for the rest, multilingual-e5, whose scale is compressed);
 - ``coverage``: the IDF-weighted share of the question's key terms found in the top passages,
-  ``answer_coverage``: in the chosen sentences (English questions only: the documents are English);
+  ``answer_coverage``: in the chosen sentences (a ru/zh/kk question's key terms are its words
+  mapped onto the corpus's English ones; 0 without a mapping);
 - ``type_missing``: the question asks for a year, date, quantity or person (per part) and no
   chosen sentence offers one it does not already hold; ``type_missing_near``: nor does any of
   the ``evidence_sentences`` closest sentences; ``typed_coverage``: the key-term coverage of
-  the best chosen sentence that does offer it (English; 1.0 when no type is asked), so that a
+  the best chosen sentence that does offer it (1.0 when no type is asked), so that a
   number in a sentence about something else does not count; ``units_missing``: the unit or
   currency the question names is not beside the number;
 - ``missing_idf``: the highest IDF among the question's key terms absent from the chosen
   sentences (the specific thing asked about: 'architect', 'population'), ``unknown_terms``: how
-  many of its key terms the corpus never uses (English questions only);
+  many of its key terms the corpus never uses (likewise);
 - ``count_unattached``: a 'how many X' / 'how tall' question whose chosen sentences hold no
   number beside X or the unit (:func:`kzqa.qa.question.number_attached`); ``role_unattached``: a
   'who is the director …' question whose chosen sentences name nobody beside that role.
+- ``entity_missing``: a name the question asks about is neither in the first chosen sentence nor
+  in what precedes it (the sentence before, the section heading, the document's title);
+  ``direction_inverted``: the first chosen sentence states the question's relation the other
+  way round ('Kazakhs live in China' for 'Chinese citizens … in Kazakhstan'). Both read a
+  ru/zh/kk question through its words mapped onto the corpus's English vocabulary
+  (:func:`kzqa.channels.vocabulary.map_words`), as do the key-term measures above.
 
-Four facts decline on their own: a best sentence similarity under the topic floor
+Five facts decline on their own: a best sentence similarity under the topic floor
 (``topic_sim_en`` / ``topic_sim_other``: off topic), a capitalised name the corpus never mentions
-(``unseen_names``), a year of the question absent from the chosen sentences
-(``missing_years``), and a unit or currency the question names (in any of the four
-languages) that no chosen sentence gives (``units_missing``). Otherwise a logistic regression over the features gives the probability that
-the question is answered; its weights, feature scaling and threshold are in
-``abstain_model.json``, fitted by ``benchmarks/tune_answer.py --write`` on the dev set's questions (the
-script cross-validates and reports held-out figures; rerun it to refit after changing features).
+(``unseen_names``), a year of the question absent from the chosen sentences and the context before
+them (``missing_years``), a unit or currency the question names (in any of the four languages)
+that no chosen sentence gives (``units_missing``), and an inverted direction. Otherwise a logistic
+regression over the features gives the probability that the question is answered; its weights,
+feature scaling, threshold and confidence calibration are in ``abstain_model.json``, fitted by
+``benchmarks/tune_answer.py --write`` (fitted on the train batches, chosen on the validation
+batch; rerun it to refit after changing features).
 
 A declined question is 'partial' when the documents discuss its topic (no unseen names,
 similarity above the topic floor and, for English, most of its key terms in the top passages)
@@ -52,6 +60,8 @@ from .question import (
     CHECKED_TYPES,
     Analysis,
     coverage,
+    direction_inverted,
+    entity_missing,
     name_beside_role,
     number_attached,
 )
@@ -112,27 +122,34 @@ def load_model(path=None) -> AbstainModel:
 FEATURES = ("is_en", "sim_en", "sim_other", "chosen_sim_en", "chosen_sim_other", "coverage",
             "answer_coverage", "type_asked", "type_missing", "type_missing_near", "typed_coverage",
             "units_missing", "missing_idf", "unknown_terms", "count_unattached",
-            "role_unattached")
+            "role_unattached", "entity_missing")
 
 
 def features(analysis: Analysis, lang: str, passages: list[str], candidates: list[tuple[str, float]],
-             chosen: list[tuple[str, float]], stats: CorpusStats, evidence_sentences: int = 4) -> dict:
+             chosen: list[tuple[str, float]], stats: CorpusStats, evidence_sentences: int = 4,
+             before: str = "") -> dict:
     """The evidence numbers for one question. ``passages``: texts of the retrieved passages,
     best first; ``candidates`` / ``chosen``: (sentence, similarity) of every candidate sentence
-    and of the chosen ones, best first."""
-    en = lang == "en"
+    and of the chosen ones, best first; ``before``: the sentence before the first chosen one.
+    The key-term measures read a non-English question's terms as mapped onto the corpus's
+    English words (:func:`kzqa.qa.question.analyse`); without a mapping they are 0."""
+    en = lang == "en" or bool(analysis.terms)
     best = max((s for _, s in candidates), default=0.0)
     first = chosen[0][1] if chosen else 0.0
     chosen_text = " ".join(t for t, _ in chosen)
     closest = [t for t, _ in sorted(candidates, key=lambda c: -c[1])[:evidence_sentences]]
     top_terms = set(tokenize([" ".join(passages[:3])])[0]) if passages else set()
     chosen_terms = set(tokenize([chosen_text])[0])
+    first_text = chosen[0][0] if chosen else ""
     f: dict = {
-        "is_en": float(en), "sim_en": best if en else 0.0, "sim_other": 0.0 if en else best,
-        "chosen_sim_en": first if en else 0.0, "chosen_sim_other": 0.0 if en else first,
+        "is_en": float(lang == "en"),
+        "direction_inverted": float(bool(chosen) and direction_inverted(analysis.entities, first_text)),
+        "entity_missing": float(bool(chosen) and entity_missing(analysis, first_text, before, stats.common)),
+        "sim_en": best if lang == "en" else 0.0, "sim_other": 0.0 if lang == "en" else best,
+        "chosen_sim_en": first if lang == "en" else 0.0, "chosen_sim_other": 0.0 if lang == "en" else first,
         "coverage": coverage(analysis.terms, top_terms, stats) if en else 0.0,
         "answer_coverage": coverage(analysis.terms, chosen_terms, stats) if en else 0.0,
-        "missing_years": [y for y in analysis.years if y not in chosen_text],
+        "missing_years": [y for y in analysis.years if y not in chosen_text and y not in before],
         "unseen_names": list(analysis.unseen),
     }
     absent = [stats.idf(t) for t in analysis.terms if t not in chosen_terms]
@@ -166,9 +183,11 @@ def off_topic(f: dict, model: AbstainModel) -> bool:
 
 
 def hard_decline(f: dict, model: AbstainModel) -> bool:
-    """Declined whatever the logistic model says: off topic, a year the passages lack, or a
-    unit or currency the question names that no chosen sentence gives ('in tenge', 'in miles')."""
-    return off_topic(f, model) or bool(f["missing_years"]) or bool(f["units_missing"])
+    """Declined whatever the logistic model says: off topic, a year the passages lack, a
+    unit or currency the question names that no chosen sentence gives ('in tenge', 'in miles'),
+    or a first sentence that states the relation the other way round (``direction_inverted``)."""
+    return (off_topic(f, model) or bool(f["missing_years"]) or bool(f["units_missing"])
+            or bool(f.get("direction_inverted")))
 
 
 def decide(f: dict, model: AbstainModel) -> tuple[str, float]:
@@ -188,6 +207,8 @@ def missing_detail(analysis: Analysis, f: dict) -> str:
         return "anything for " + " or ".join(f["missing_years"])
     if f.get("units_missing"):
         return "the figure in the unit or currency asked for"
+    if f.get("direction_inverted"):
+        return "it in the direction asked (the closest sentence states it the other way round)"
     kind = next((p.kind for p in analysis.parts if p.kind in CHECKED_TYPES), None)
     return {"year": "the year asked for", "date": "when it happened", "quantity": "the number or amount asked for",
             "person": "who it was"}.get(kind or "", "the detail asked for")

@@ -121,6 +121,12 @@ def sentence_text(hits: list[Hit], cand: Candidate) -> str:
     return hits[cand.hit_index].text[cand.span[0]:cand.span[1]]
 
 
+def sentence_before(hits: list[Hit], candidates: list[Candidate], cand: Candidate) -> str:
+    """The sentence just before ``cand`` in its passage ('' for a passage's first sentence)."""
+    earlier = [c for c in candidates if c.hit_index == cand.hit_index and c.span[1] <= cand.span[0]]
+    return sentence_text(hits, max(earlier, key=lambda c: c.span[0])) if earlier else ""
+
+
 def _ranks(values: list[float]) -> list[int]:
     """Competition ranks from 1, best (highest) first; equal values share the best rank."""
     order = sorted(values, reverse=True)

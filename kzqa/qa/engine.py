@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..channels.lexical import CorpusStats, tokenize
+from ..channels.vocabulary import MappedWord, map_words
 from ..ingest.corpus import Document
 from ..ingest.passages import Passage
 from ..stores.base import Store
@@ -33,6 +34,7 @@ from .answer import (
     missing_parts_summary,
     partial_summary,
     select_sentences,
+    sentence_before,
     sentence_text,
 )
 from .question import analyse, asks_about_sources, offer_span, short_kind, topic_words
@@ -171,13 +173,31 @@ class Engine:
             candidates = [c for c in candidates
                           if not is_reference(r.hits[c.hit_index].section, sentence_text(r.hits, c))]
         stats = r.store.stats
-        analysis = analyse(r.query, stats)
+        analysis = analyse(r.query, stats, self.map_question(r))
         chosen = select_sentences(r.hits, candidates, analysis, stats, r.lang, self.selection)
         feats = features(analysis, r.lang, [h.text for h in r.hits],
                          [(sentence_text(r.hits, c), c.similarity) for c in candidates],
                          [(sentence_text(r.hits, c), c.similarity) for c in chosen], stats,
-                         self.abstain.evidence_sentences)
+                         self.abstain.evidence_sentences,
+                         before=self._context_before(r, candidates, chosen))
         return analysis, chosen, feats
+
+    @staticmethod
+    def _context_before(r: "Retrieval", candidates: list[Candidate], chosen: list[Candidate]) -> str:
+        """What a reader of the first chosen sentence has just read: its document's title and
+        publisher, its section heading and the sentence before it."""
+        if not chosen:
+            return ""
+        hit = r.hits[chosen[0].hit_index]
+        return f"{hit.title}. {hit.publisher or ''}. {hit.section}. {sentence_before(r.hits, candidates, chosen[0])}"
+
+    def map_question(self, r: "Retrieval") -> list[MappedWord] | None:
+        """A non-English question's content words with the corpus words nearest to them (None
+        for English questions, and when the index has no multilingual vocabulary)."""
+        vocabulary = r.store.stats.vocabulary
+        if r.lang == "en" or vocabulary is None or MULTILINGUAL not in self.encoders:
+            return None
+        return map_words(vocabulary, self.encoders[MULTILINGUAL], r.query, r.lang)
 
     @staticmethod
     def prepare_question(question: str) -> tuple[str, str | None]:

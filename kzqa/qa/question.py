@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..channels.lexical import MONTHS, CorpusStats, tokenize
+from ..channels.vocabulary import MappedWord
 
 _QUESTION_WORDS = ("what which who whom whose when where why how many much long large big tall high year years "
                    "day date name exact number amount kind type did does do is was were are been according "
@@ -91,6 +92,17 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Mention:
+    """A name in a text, lower-cased and in English ('kazakhstan', 'chinese'; a non-English
+    question's names as the corpus words they map to), and its role: 'place' after 'in', 'to',
+    'into' ('в', 'на', 'к'; Kazakh locative or dative endings; '在', '到', '向'), 'source' after
+    'from' ('из', 'от'; '从'), else 'subject'."""
+
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
 class Analysis:
     """Everything the answer stage needs to know about a question."""
 
@@ -104,6 +116,7 @@ class Analysis:
     unseen: tuple[str, ...] = field(default=())  # capitalised words the corpus never mentions
     counted: frozenset[str] = frozenset()  # what a quantity question counts or measures (stems)
     roles: frozenset[str] = frozenset()  # the role a 'who' question asks to name (stems)
+    entities: tuple[Mention, ...] = ()  # the names it asks about, in English, with their roles
 
     @property
     def kind(self) -> str | None:
@@ -139,15 +152,34 @@ def split_parts(question: str) -> list[str]:
 
 def unseen_names(question: str, stats: CorpusStats) -> list[str]:
     """Latin-script capitalised words of the question (past its first word) that the corpus, its
-    titles, authors and publishers never mention: 'Khorgos', 'Peru', 'iPhone'."""
+    titles, authors and publishers never mention: 'Khorgos', 'Peru', 'iPhone'. The initials of a
+    name of the corpus ('CIS' for 'Commonwealth of Independent States') and a misspelling of a
+    corpus word of six letters or more (one edit: 'Kazakstan') count as mentioned."""
     words = re.findall(r"[A-Za-z][A-Za-z’'\-]*", question)[1:]
     names = []
     for word in words:
         stem = re.sub(r"(’s|'s|’|')$", "", word)
-        if any(ch.isupper() for ch in stem) and any(part and part.lower() not in stats.words
-                                                     for part in stem.split("-")):
+        if not any(ch.isupper() for ch in stem) or stem in stats.acronyms:
+            continue
+        if any(part and part.lower() not in stats.words and not _misspelt(part.lower(), stats.words)
+               for part in stem.split("-")):
             names.append(stem)
     return names
+
+
+def _misspelt(word: str, known: frozenset[str]) -> bool:
+    """Is ``word`` (six letters or more) one edit away from a known word of its length ± 1?"""
+    if len(word) < 6:
+        return False
+    return any(abs(len(k) - len(word)) <= 1 and _one_edit(word, k) for k in known)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Do ``a`` and ``b`` differ by one inserted, deleted or replaced letter?"""
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), len(a))
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
 
 
 def question_gender(question: str, stats: CorpusStats) -> tuple[tuple[str, ...], str | None]:
@@ -163,12 +195,132 @@ def question_gender(question: str, stats: CorpusStats) -> tuple[tuple[str, ...],
     return persons, (genders.pop() if len(genders) == 1 else None)
 
 
-def analyse(question: str, stats: CorpusStats) -> Analysis:
-    parts = tuple(Part(p, answer_type(p), tuple(key_terms(p))) for p in split_parts(question))
+def analyse(question: str, stats: CorpusStats, mapped: list[MappedWord] | None = None) -> Analysis:
+    """What ``question`` asks. A non-English question's key terms and names are read from
+    ``mapped`` (its content words with the corpus words nearest to them in the multilingual
+    model, :func:`kzqa.channels.vocabulary.map_words`): the same checks then apply to it."""
+    if mapped is None:
+        parts = tuple(Part(p, answer_type(p), tuple(key_terms(p))) for p in split_parts(question))
+        terms, entities = tuple(key_terms(question)), tuple(english_mentions(question))
+    else:
+        kept = [m for m in mapped if m.trusted]
+        pieces, at = [], 0
+        for piece in split_parts(question):
+            start = question.find(piece, at)
+            at = start + len(piece)
+            pieces.append((piece, start, at))
+        parts = tuple(Part(p, answer_type(p), tuple(key_terms(" ".join(m.word for m in kept if s <= m.start < e))))
+                      for p, s, e in pieces)
+        terms = tuple(key_terms(" ".join(m.word for m in kept)))
+        entities = tuple(Mention(m.word, mapped_role(question, m)) for m in kept if _is_name_word(m.word, stats))
     persons, gender = question_gender(question, stats)
-    return Analysis(question, parts, tuple(key_terms(question)), tuple(YEAR.findall(question)),
+    return Analysis(question, parts, terms, tuple(YEAR.findall(question)),
                     tuple(required_units(question)), persons, gender, tuple(unseen_names(question, stats)),
-                    counted_terms(question), role_terms(question))
+                    counted_terms(question), role_terms(question), entities)
+
+
+# ---------------------------------------------------------------- names and their direction
+
+_PLACE_BEFORE = re.compile(r"(?:\b(?:in|into|to|towards|within|inside)\s+(?:the\s+)?(?:[a-z]+ern\s+)?|"
+                           r"(?<![\w])(?:в|во|на|к|ко|до)\s+|[在到向至往入])$", re.I)
+_SOURCE_BEFORE = re.compile(r"(?:\b(?:from|left|leave|leaving|fled)\s+(?:the\s+)?(?:[a-z]+ern\s+)?|"
+                            r"(?<![\w])(?:из|от|со)\s+|从)$", re.I)
+_KAZAKH_PLACE = re.compile(r"(?:да|де|та|те|нда|нде|ға|ге|қа|ке|на|не|а|е)$")
+_KAZAKH_SOURCE = re.compile(r"(?:дан|ден|тан|тен|нан|нен)$")
+_NAME_RUN = re.compile(r"[A-Z][\w’'\-]*(?:\s+(?:of\s+)?[A-Z][\w’'\-]*)*")
+_NOT_NAMES = frozenset("how what which who whom whose when where why is was are were did does do has have had can "
+                       "could would should will in on at the a an according among besides after before during "
+                       "since for".split())
+
+
+def _role_before(prefix: str) -> str:
+    if _SOURCE_BEFORE.search(prefix):
+        return "source"
+    return "place" if _PLACE_BEFORE.search(prefix) else "subject"
+
+
+def english_mentions(text: str) -> list[Mention]:
+    """The names of an English text, a run of capitalised words each ('Xi Jinping',
+    'China National Petroleum Corporation'; possessives cut, question words and sentence
+    openers such as 'The' or 'According' left out), lower-cased, with the role the words
+    before the run give it: 'How many Chinese citizens live in Kazakhstan?' → chinese
+    (subject), kazakhstan (place)."""
+    out = []
+    for m in _NAME_RUN.finditer(text):
+        words = [_POSSESSIVE.sub("", w).lower() for w in m.group(0).split()]
+        while words and words[0] in _NOT_NAMES:
+            words = words[1:]
+        words = [w for w in words if w != "of"]
+        if words and len("".join(words)) > 2:
+            out.append(Mention(" ".join(words), _role_before(text[max(0, m.start() - 30):m.start()])))
+    return out
+
+
+def mapped_role(question: str, m: MappedWord) -> str:
+    """The role of a mapped word in a Russian, Kazakh or Chinese question: from the preposition
+    or character before it, or (Kazakh) from its case ending ('Қытайда' in China: place)."""
+    role = _role_before(question[max(0, m.start - 6):m.start])
+    if role == "subject" and re.search("[әғқңөұүһі]", question, re.I) and len(m.token) > 4:
+        if _KAZAKH_SOURCE.search(m.token.lower()):
+            return "source"
+        if _KAZAKH_PLACE.search(m.token.lower()):
+            return "place"
+    return role
+
+
+def _is_name_word(word: str, stats: CorpusStats) -> bool:
+    """A corpus word that the corpus writes capitalised (a name, a people, a place)."""
+    return word in stats.names
+
+
+def _same_word(a: str, b: str) -> bool:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n >= 4 and n >= min(len(a), len(b)) - 1
+
+
+def same_name(a: str, b: str) -> bool:
+    """One name in two forms: a word of one is a form of a word of the other ('china' and
+    'chinese', 'kazakh' and 'kazakhstan', 'xi jinping' and 'jinping': a shared start of at
+    least four letters covering all but one letter of the shorter word)."""
+    return any(_same_word(x, y) for x in a.split() for y in b.split())
+
+
+def direction_inverted(question: tuple[Mention, ...], sentence: str) -> bool:
+    """Does ``sentence`` state the question's relation the other way round? True when two names
+    A and B have different roles in the question (subject, place, source) and the sentence
+    gives A only other roles than its own, among them B's, and B only other roles than its
+    own, among them A's: 'How many Chinese citizens live in Kazakhstan?' against 'An estimated 1.5 million
+    Kazakhs live in China.', 'fled from Kazakhstan into Xinjiang' against 'left Xinjiang and
+    crossed into Kazakhstan'."""
+    said = english_mentions(sentence)
+
+    def roles(name: str) -> set[str]:
+        return {m.role for m in said if same_name(m.name, name)}
+
+    for a in question:
+        for b in question:
+            if a.role >= b.role or same_name(a.name, b.name):
+                continue
+            ra, rb = roles(a.name), roles(b.name)
+            if b.role in ra and a.role in rb and a.role not in ra and b.role not in rb:
+                return True
+    return False
+
+
+def entity_missing(analysis: Analysis, sentence: str, before: str, common: frozenset[str]) -> bool:
+    """Is a name the question asks about (other than the corpus's common ones: 'China',
+    'Kazakhstan') in neither ``sentence`` nor ``before`` it (the sentence before, the
+    passage's heading)? A name of several words is there when one of its own words is."""
+    context = re.findall(r"[a-z][a-z’'\-]+", f"{before} {sentence}".lower())
+    for mention in analysis.entities:
+        own = [w for w in mention.name.split() if len(w) > 2 and not set(tokenize([w])[0]) <= common]
+        if own and not any(_same_word(w, c) for w in own for c in context):
+            return True
+    return False
 
 
 # What 'how tall/long/…' measures in; English only (the documents are English).

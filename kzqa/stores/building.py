@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from ..channels.embedcache import EmbeddingCache
 from ..channels.encoders import DEFAULT_MODEL, Encoder, get_encoder
 from ..channels.lexical import CorpusStats, LexicalIndex, corpus_stats
 from ..channels.onnxmodels import BULK_THREADS, cached_export, open_exported
+from ..channels.vocabulary import Vocabulary, vocabulary_words
 from ..ingest.corpus import Corpus, Document, file_hashes, read_corpus
 from ..ingest.passages import ChunkParams, Passage, split_documents
 from .base import BuildSummary, IndexProblem
@@ -101,10 +102,16 @@ def stats_of(documents: list[Document], passages: list[Passage], lexical: Lexica
                         df=lexical.document_frequencies() if lexical is not None else None)
 
 
-def lexical_and_stats(prepared: Prepared) -> tuple[LexicalIndex, CorpusStats]:
-    """The BM25 index of the passages (as embedded) and the corpus statistics."""
+def lexical_and_stats(prepared: Prepared, multilingual: Encoder | None = None) -> tuple[LexicalIndex, CorpusStats]:
+    """The BM25 index of the passages (as embedded) and the corpus statistics, with the corpus
+    vocabulary embedded by ``multilingual`` (the encoder that reads non-English questions) when
+    one is given."""
     lexical = LexicalIndex.build([p.embed_text(prepared.params.prefix) for p in prepared.passages])
-    return lexical, stats_of(prepared.read.documents, prepared.passages, lexical)
+    stats = stats_of(prepared.read.documents, prepared.passages, lexical)
+    if multilingual is not None:
+        words = vocabulary_words(stats.words, stats.df, stats.stem)
+        stats = replace(stats, vocabulary=Vocabulary.build(words, multilingual))
+    return lexical, stats
 
 
 def _passages_touched(passages: list[Passage], fresh: np.ndarray) -> int:

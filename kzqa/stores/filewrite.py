@@ -58,6 +58,7 @@ from .files import ready_for_search
 from .manifest import (
     FORMAT,
     LEXICAL,
+    MULTILINGUAL,
     damaged_index_files,
     default_cache_path,
     default_index_path,
@@ -283,9 +284,10 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
             cache = default_cache_path(target)
             seed_cache(previous, target, cache, prepared.encoders)
             query_models = export_query_models(prepared.encoders, cache)
-            vectors, embedded = embed_channels(prepared.passages, bulk_encoders(prepared.encoders, query_models),
+            bulk = bulk_encoders(prepared.encoders, query_models)
+            vectors, embedded = embed_channels(prepared.passages, bulk,
                                                prepared.params, cache, progress)
-            lexical, stats = lexical_and_stats(prepared)
+            lexical, stats = lexical_and_stats(prepared, bulk.get(MULTILINGUAL))
             channels = write_vectors(tmp, vectors, lexical, stats, index_type, query_models)
             write_manifest(tmp, manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent)))
             _swap_in(tmp, target)

@@ -25,7 +25,9 @@ from .base import IndexProblem
 FORMAT = 3  # 3: every file's sha256 in the manifest, verified on load
 
 
-PIPELINE_VERSION = 3  # 2: BlingFire sentences; 3: glued words split in cleaning. Bump when cleaning or splitting changes what a build produces
+# 2: BlingFire sentences; 3: glued words split in cleaning; 4: the corpus vocabulary in the multilingual
+# model (stats). Bump when cleaning or splitting changes what a build produces
+PIPELINE_VERSION = 4
 
 
 DENSE, MULTILINGUAL, LEXICAL = "dense", "multilingual", "lexical"

@@ -65,6 +65,7 @@ from .building import (
 from .filewrite import read_previous, seed_cache
 from .manifest import (
     LEXICAL,
+    MULTILINGUAL,
     check_fresh,
     default_cache_path,
     default_index_path,
@@ -275,9 +276,10 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     cache = cache or default_cache_path()
     seed_cache(read_previous(default_index_path()), default_index_path(), cache, prepared.encoders)
     query_models = export_query_models(prepared.encoders, cache)
-    vectors, embedded = embed_channels(prepared.passages, bulk_encoders(prepared.encoders, query_models),
+    bulk = bulk_encoders(prepared.encoders, query_models)
+    vectors, embedded = embed_channels(prepared.passages, bulk,
                                        prepared.params, cache, progress)
-    lexical, stats = lexical_and_stats(prepared)
+    lexical, stats = lexical_and_stats(prepared, bulk.get(MULTILINGUAL))
     manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in vectors.items()},
                            str(prepared.corpus_dir.resolve()))
     schema = write_serving(url, prepared.read.documents, prepared.passages, vectors, lexical, stats, manifest,

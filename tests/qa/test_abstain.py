@@ -93,3 +93,44 @@ def test_a_year_the_documents_do_not_give_is_not_answered(engine, question):
 def test_the_same_questions_with_the_documents_units_and_years_are_answered(engine):
     assert engine.ask("How tall is the Bayterek tower in meters?").short == "97 meters"
     assert engine.ask("What was the trade turnover between China and Kazakhstan in 2019?").status == "answered"
+
+
+@pytest.mark.parametrize("question", [
+    "How many Chinese citizens live in Kazakhstan?",            # the text: Kazakhs in China
+    "Why did 60,000 people flee from Kazakhstan into Xinjiang in 1962?",  # the text: from Xinjiang
+    "Сколько граждан Китая живёт в Казахстане?",
+    "Қазақстанда қанша қытай азаматы тұрады?",
+])
+def test_a_relation_asked_the_other_way_round_is_not_answered(engine, question):
+    ans = engine.ask(question)
+    assert ans.status == "partial" and ans.short is None
+    assert "other way round" in ans.summary
+
+
+@pytest.mark.parametrize("question", [
+    "How many Kazakhs live in China?",
+    "Why did 60,000 people flee from Xinjiang into Kazakhstan in 1962?",
+    "Сколько казахов живёт в Китае?",
+    "Қытайда қанша қазақ тұрады?",
+])
+def test_the_same_relations_asked_the_right_way_round_are_answered(engine, question):
+    ans = engine.ask(question)
+    assert ans.status == "answered"
+
+
+def test_a_year_in_the_sentence_before_the_quote_counts(engine):
+    from kzqa.qa.abstain import features
+    from kzqa.qa.question import analyse
+
+    analysis = analyse("What did the propaganda video of 2016 claim?", engine.stats)
+    quote = [("In the same year, a Chinese propaganda video claimed the lake.", 0.8)]
+    without = features(analysis, "en", [], quote, quote, engine.stats)
+    with_before = features(analysis, "en", [], quote, quote, engine.stats, before="The 2016 land law was stopped.")
+    assert without["missing_years"] == ["2016"] and with_before["missing_years"] == []
+
+
+def test_the_entity_check_is_a_feature_of_every_answer(engine):
+    r = engine.retrieve("How many times did Tokayev meet Xi Jinping?")
+    assert engine.answer_features(r)[2]["entity_missing"] == 1.0
+    r = engine.retrieve("How many times did Nazarbayev meet Xi Jinping?")
+    assert engine.answer_features(r)[2]["entity_missing"] == 0.0

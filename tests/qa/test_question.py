@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from kzqa.qa.question import (about_someone_else, analyse, answer_type, counted_terms, name_beside_role,
-                              number_attached, offer_span, offers, required_units, role_terms, short_kind,
-                              split_parts)
+from kzqa.qa.question import (
+    about_someone_else,
+    analyse,
+    answer_type,
+    counted_terms,
+    name_beside_role,
+    number_attached,
+    offer_span,
+    offers,
+    required_units,
+    role_terms,
+    short_kind,
+    split_parts,
+)
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -150,3 +161,105 @@ def test_offer_span_skips_what_the_question_already_holds():
 ])
 def test_short_kind(question, kind, engine):
     assert short_kind(analyse(question, engine.stats)) == kind
+
+
+# ---------------------------------------------------------------- names, direction and entities
+
+
+def test_english_mentions_carry_their_roles():
+    from kzqa.qa.question import english_mentions
+
+    got = [(m.name, m.role) for m in english_mentions(
+        "Why did 60,000 Kazakhs flee from Kazakhstan into northern Xinjiang, says the People's Map?")]
+    assert got == [("kazakhs", "subject"), ("kazakhstan", "source"), ("xinjiang", "place"),
+                   ("people map", "subject")]
+
+
+@pytest.mark.parametrize("question, sentence, inverted", [
+    ("How many Chinese citizens live in Kazakhstan?", "An estimated 1.5 million Kazakhs live in China.", True),
+    ("How many Kazakhs live in China?", "An estimated 1.5 million Kazakhs live in China.", False),
+    ("Why did people flee from Kazakhstan into Xinjiang?",
+     "60,000 Kazakhs left northern Xinjiang and crossed the border into Kazakhstan at Bakhtu.", True),
+    ("Why did people flee from Xinjiang into Kazakhstan?",
+     "60,000 Kazakhs left northern Xinjiang and crossed the border into Kazakhstan at Bakhtu.", False),
+    # both directions stated: nothing is inverted
+    ("How much did China invest in Kazakhstan?",
+     "China invested in Kazakhstan, and Kazakhstan in China, in 2019.", False),
+    # names in one role only: no direction to compare
+    ("How many times did Nazarbayev meet Xi Jinping?", "Nazarbayev met Xi Jinping 19 times.", False),
+])
+def test_direction_in_english(question, sentence, inverted):
+    from kzqa.qa.question import direction_inverted, english_mentions
+
+    assert direction_inverted(tuple(english_mentions(question)), sentence) is inverted
+
+
+def _mapped(engine, question: str):
+    from kzqa.channels.vocabulary import map_words
+    from kzqa.qa.retrieve import detect_language
+    from kzqa.stores.manifest import MULTILINGUAL
+
+    return analyse(question, engine.stats, map_words(engine.stats.vocabulary, engine.encoders[MULTILINGUAL],
+                                                      question, detect_language(question)))
+
+
+@pytest.mark.parametrize("question, inverted", [
+    ("Сколько граждан Китая живёт в Казахстане?", True),
+    ("Сколько казахов живёт в Китае?", False),
+    ("Қазақстанда қанша қытай азаматы тұрады?", True),
+    ("Қытайда қанша қазақ тұрады?", False),
+    ("有多少中国公民住在哈萨克斯坦?", True),
+])
+def test_direction_in_russian_kazakh_and_chinese_through_the_mapping(engine, question, inverted):
+    from kzqa.qa.question import direction_inverted
+
+    analysis = _mapped(engine, question)
+    assert {m.name for m in analysis.entities} >= {"china"}
+    assert direction_inverted(analysis.entities, "An estimated 1.5 million Kazakhs live in China.") is inverted
+
+
+@pytest.mark.parametrize("question, missing", [
+    ("How many times did Tokayev meet Xi Jinping?", True),
+    ("How many times did Nazarbayev meet Xi Jinping?", False),
+    ("Which Chinese bank finances Almaty's light rail?", True),
+])
+def test_entity_check_in_english(engine, question, missing):
+    from kzqa.qa.question import entity_missing
+
+    sentence = ("Nursultan Nazarbayev, in office from April 1990 to March 2019, met with President Xi Jinping 19 "
+                "times between 2013 and 2019.")
+    if "rail" in question:
+        sentence = "For example, the construction of Nur-Sultan’s light rail transit is financed by China Development Bank."
+    assert entity_missing(analyse(question, engine.stats), sentence, "", engine.stats.common) is missing
+
+
+def test_entity_check_reads_the_sentence_before(engine):
+    from kzqa.qa.question import entity_missing
+
+    analysis = analyse("What does the Bayterek tower symbolise?", engine.stats)
+    assert entity_missing(analysis, "It symbolises the tree of life.", "", engine.stats.common)
+    assert not entity_missing(analysis, "It symbolises the tree of life.", "The Bayterek tower is 97 m tall.",
+                              engine.stats.common)
+
+
+@pytest.mark.parametrize("question, missing", [
+    ("Сколько метров в высоту монумент Байтерек в Астане?", True),   # the sentence is about Nur-Sultan's rail
+    ("Қытай даму банкі қай жобаны қаржыландырады?", False),
+])
+def test_entity_check_in_russian_and_kazakh_through_the_mapping(engine, question, missing):
+    from kzqa.qa.question import entity_missing
+
+    sentence = "For example, the construction of Nur-Sultan’s light rail transit is financed by China Development Bank."
+    assert entity_missing(_mapped(engine, question), sentence, "", engine.stats.common) is missing
+
+
+@pytest.mark.parametrize("question, unseen", [
+    ("How much did Kazakhstan put into the AIIB?", []),        # the initials of a corpus name
+    ("Where does Kazakstan rank among CIS countries?", []),    # one letter off a corpus word
+    ("What is the capital of Peru?", ["Peru"]),
+    ("How many containers pass through Khorgos?", ["Khorgos"]),
+])
+def test_unseen_names_forgive_initials_and_misspellings(engine, question, unseen):
+    from kzqa.qa.question import unseen_names
+
+    assert unseen_names(question, engine.stats) == unseen
