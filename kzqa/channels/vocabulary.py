@@ -6,7 +6,7 @@ on two cores); ``map_words(vocabulary, encoder, question, lang)`` returns one
 :class:`MappedWord` per content word of the question, ``question[m.start:m.end] == m.token``,
 with the corpus word nearest to it (``m.word``) and their cosine (``m.cosine``). The cosine of
 e5-small is compressed (unrelated words still score about 0.85): names and main nouns map
-well ('Назарбаев' → nazarbayev 0.90, 'Қытайда' → china 0.91, '哈萨克斯坦' → kazakhstan 0.87),
+well ('Назарбаев' → nazarbayev 0.89, 'Қытайда' → china 0.91, '哈萨克斯坦' → kazakhstan 0.88),
 function words do not: a mapping is ``trusted`` at or above the language's
 :data:`MIN_COSINE` (Chinese words, cut by jieba, score lower for the same quality).
 """
@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,8 +25,9 @@ import numpy as np
 
 MAX_WORDS = 20_000  # the vocabulary of a large corpus: its most frequent words
 # Below it a mapping is as likely noise as a translation: read off the train batch's ru/zh/kk
-# questions' mappings ('哈萨克斯坦' → kazakhstan 0.87, '孔子' → sino 0.85, 'в' → life 0.90 is a stopword).
-MIN_COSINE = {"zh": 0.865, "ru": 0.88, "kk": 0.88}
+# questions' mappings ('哈萨克斯坦' → kazakhstan 0.881, '越境' → beijing 0.872, 'Билаша' → bilash
+# 0.903, 'биржа' → bitabarova 0.878; stopwords such as 'в' are left out before mapping).
+MIN_COSINE = {"zh": 0.878, "ru": 0.88, "kk": 0.88}
 
 # Words that carry no topic in the three languages the corpus is asked in (besides English).
 _STOPWORDS = frozenset("""
@@ -57,27 +60,32 @@ class MappedWord:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Corpus words and their unit vectors (float16, one row per word) in one model."""
+    """Corpus words and their unit vectors (one row per word) in one model: float32 in memory,
+    float16 when stored."""
 
     words: tuple[str, ...]
     vectors: np.ndarray
+    plain: bool = False  # embedded without a prefix (the encoder's encode_words), else as questions
 
     @classmethod
     def build(cls, words, encoder) -> "Vocabulary":
-        """Embed ``words`` (as questions are embedded: the match is between two words)."""
+        """Embed ``words``: plainly when the encoder can (:func:`encode_words`), else as questions."""
         words = tuple(words)
-        vectors = encoder.encode_queries(list(words)) if words else np.zeros((0, 1), np.float32)
-        return cls(words, np.asarray(vectors, dtype=np.float16))
+        plain = hasattr(encoder, "encode_words")
+        vectors = encode_words(encoder, list(words), plain) if words else np.zeros((0, 1), np.float32)
+        return cls(words, np.asarray(vectors, dtype=np.float32), plain)
 
     def to_dict(self) -> dict:
-        """JSON-ready: ``Vocabulary.from_dict(v.to_dict())`` has the same words and vectors."""
-        return {"words": list(self.words), "dim": int(self.vectors.shape[1]),
-                "vectors_f16_base64": base64.b64encode(np.ascontiguousarray(self.vectors).tobytes()).decode("ascii")}
+        """JSON-ready, the vectors rounded to float16: ``Vocabulary.from_dict(v.to_dict())`` has
+        the same words and vectors as ``v`` when they are float16 values already (as read)."""
+        return {"words": list(self.words), "dim": int(self.vectors.shape[1]), "plain": self.plain,
+                "vectors_f16_base64": base64.b64encode(self.vectors.astype(np.float16).tobytes()).decode("ascii")}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Vocabulary":
         raw = np.frombuffer(base64.b64decode(data["vectors_f16_base64"]), dtype=np.float16)
-        return cls(tuple(data["words"]), raw.reshape(len(data["words"]), int(data["dim"])))
+        return cls(tuple(data["words"]), raw.reshape(len(data["words"]), int(data["dim"])).astype(np.float32),
+                   bool(data.get("plain", False)))
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, Vocabulary) and self.words == other.words
@@ -85,6 +93,14 @@ class Vocabulary:
 
     def __hash__(self) -> int:
         return hash(self.words)
+
+
+def encode_words(encoder, words: list[str], plain: bool) -> np.ndarray:
+    """``encoder``'s vectors of single words: without a prefix (``plain``, when the encoder has
+    ``encode_words``) or as questions."""
+    if plain and hasattr(encoder, "encode_words"):
+        return encoder.encode_words(words)
+    return encoder.encode_queries(words)
 
 
 def vocabulary_words(words, df: dict[str, int], stem) -> list[str]:
@@ -101,6 +117,11 @@ def _jieba():
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
     return jieba
+
+
+def warm_up() -> None:
+    """Load the Chinese word list (about half a second), so that no question waits for it."""
+    _jieba()
 
 
 def content_words(question: str, lang: str) -> list[tuple[str, int, int]]:
@@ -128,9 +149,31 @@ def map_words(vocabulary: Vocabulary, encoder, question: str, lang: str) -> list
     words = content_words(question, lang)
     if not words or not vocabulary.words:
         return []
-    vectors = np.asarray(encoder.encode_queries([t for t, _, _ in words]), dtype=np.float32)
-    sims = vectors @ vocabulary.vectors.astype(np.float32).T
+    vectors = _word_vectors(encoder, [t for t, _, _ in words], vocabulary.plain)
+    sims = vectors @ vocabulary.vectors.T
     best = sims.argmax(axis=1)
     floor = MIN_COSINE.get(lang, max(MIN_COSINE.values()))
     return [MappedWord(t, s, e, vocabulary.words[b], float(sims[i, b]), float(sims[i, b]) >= floor)
             for i, ((t, s, e), b) in enumerate(zip(words, best))]
+
+
+_CACHE_WORDS = 50_000  # about 75 MB of vectors at most
+_cache: OrderedDict[tuple[int, bool, str], np.ndarray] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _word_vectors(encoder, tokens: list[str], plain: bool) -> np.ndarray:
+    """The encoder's vectors of ``tokens``, one row each; words met before (the most recent
+    _CACHE_WORDS, per encoder) are not encoded again: questions in one language share many."""
+    with _cache_lock:
+        known = {t: _cache[(id(encoder), plain, t)] for t in tokens if (id(encoder), plain, t) in _cache}
+    fresh = list(dict.fromkeys(t for t in tokens if t not in known))
+    if fresh:
+        encoded = np.asarray(encode_words(encoder, fresh, plain), dtype=np.float32)
+        known.update(zip(fresh, encoded))
+        with _cache_lock:
+            for t, v in zip(fresh, encoded):
+                _cache[(id(encoder), plain, t)] = v
+            while len(_cache) > _CACHE_WORDS:
+                _cache.popitem(last=False)
+    return np.vstack([known[t] for t in tokens])

@@ -84,7 +84,7 @@ class AbstainModel:
     topic_sim_en: float = 0.3
     topic_sim_other: float = 0.78
     evidence_sentences: int = 4
-    calibration: dict | None = None  # isotonic map {"x": [...], "y": [...]} from probability to confidence
+    calibration: dict | None = None  # {"method", "x": [...], "y": [...]}: points from probability to confidence
 
     def probability(self, feats: dict[str, float]) -> float:
         z = self.intercept + sum(c * (float(feats.get(n, 0.0)) - m) / s
@@ -92,9 +92,9 @@ class AbstainModel:
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
     def confidence(self, p: float) -> float:
-        """The calibrated confidence of an answer given with probability ``p``: the share of
-        such answers that quoted the evidence on the validation batch (``p`` itself when the
-        model carries no calibration)."""
+        """The calibrated confidence of an answer given with probability ``p``: the expected share
+        of such answers that quote the evidence, learnt from held-out probabilities of the fitting
+        questions (``p`` itself when the model carries no calibration)."""
         if not self.calibration:
             return p
         return float(np.interp(p, self.calibration["x"], self.calibration["y"]))

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..channels.lexical import CorpusStats, tokenize
-from ..channels.vocabulary import MappedWord, map_words
+from ..channels.vocabulary import MappedWord, map_words, warm_up
 from ..ingest.corpus import Document
 from ..ingest.passages import Passage
 from ..stores.base import Store
@@ -97,6 +97,8 @@ class Engine:
         self.selection = selection or SelectionParams()
         self._in_flight = 0  # questions being encoded now (decides whether models run side by side)
         self._lock = threading.Lock()
+        if MULTILINGUAL in encoders:
+            _side_pool().submit(warm_up)  # jieba's word list, loaded while the first question is typed
 
     @property
     def documents(self) -> Mapping[str, Document]:

@@ -40,7 +40,7 @@ def test_a_vocabulary_round_trips_through_the_stats_json():
     stats = CorpusStats({"tower": 1}, 1, frozenset({"tower", "astana"}), {}, vocabulary=vocab,
                         names=frozenset({"astana"}), acronyms=frozenset({"AIIB"}))
     back = CorpusStats.from_dict(stats.to_dict())
-    assert back == stats and back.vocabulary.vectors.dtype == np.float16
+    assert back == stats and back.vocabulary.vectors.dtype == np.float32  # float16 on disk, float32 in use
     old = {k: v for k, v in stats.to_dict().items() if k not in ("vocabulary", "names", "acronyms")}
     assert CorpusStats.from_dict(old).vocabulary is None  # an index built before the vocabulary
 
@@ -64,6 +64,25 @@ def test_non_english_words_map_onto_the_corpus_words(engine, question, lang, tok
     mapped = {m.token: m for m in map_words(engine.stats.vocabulary, engine.encoders[MULTILINGUAL], question, lang)}
     assert mapped[token].word == word and mapped[token].trusted
     assert mapped[token].cosine >= MIN_COSINE[lang]
+
+
+def test_words_met_before_are_not_encoded_again(engine):
+    from kzqa.channels import vocabulary
+
+    class Counting:
+        def __init__(self, encoder):
+            self.encoder, self.calls = encoder, []
+
+        def encode_words(self, texts):
+            self.calls.append(list(texts))
+            return self.encoder.encode_words(texts)
+
+    counting = Counting(engine.encoders[MULTILINGUAL])
+    first = map_words(engine.stats.vocabulary, counting, "Когда Назарбаев приехал в Китай?", "ru")
+    again = map_words(engine.stats.vocabulary, counting, "Назарбаев и Китай", "ru")
+    assert counting.calls == [["Назарбаев", "приехал", "Китай"]]
+    assert [(m.word, m.cosine) for m in again] == [(m.word, m.cosine) for m in first if m.token in ("Назарбаев", "Китай")]
+    assert len(vocabulary._cache) <= vocabulary._CACHE_WORDS
 
 
 def test_an_unrelated_word_maps_weakly(engine):
