@@ -206,7 +206,7 @@ def corpus_stats(passage_texts: list[str], sentence_texts: list[str], other_text
     lengths = [len(t) for t in tokenize(sentence_texts[::step])] if sentence_texts else [12]
     words = frozenset(w for text in other_texts for w in re.findall(r"[a-z]+", text.lower()))
     names = _names(other_texts)
-    acronyms = frozenset(initials for text in other_texts for m in _NAME_RUN.finditer(text)
+    acronyms = frozenset(initials for text in other_texts for m in _MULTIWORD_NAME.finditer(text)
                          if len(initials := "".join(w[0] for w in m.group(0).split() if w[0].isupper())) >= 2)
     n = len(passage_texts)
     return CorpusStats(df, n, words, _genders(sentence_texts), float(np.mean(lengths)) if lengths else 12.0,
@@ -227,5 +227,5 @@ def _names(texts: list[str]) -> frozenset[str]:
 
 
 # a name of several capitalised words ('Commonwealth of Independent States', 'Asian Infrastructure Investment Bank')
-_NAME_RUN = re.compile(r"[A-Z][a-z]+(?:\s+(?:of\s+|and\s+|for\s+|the\s+)*[A-Z][a-z]+)+")
+_MULTIWORD_NAME = re.compile(r"[A-Z][a-z]+(?:\s+(?:of\s+|and\s+|for\s+|the\s+)*[A-Z][a-z]+)+")
 _NAME_INSIDE = re.compile(r"(?<=[\w,;:)] )([A-Z][a-z]+)\b")  # a capitalised word after a word, not a full stop

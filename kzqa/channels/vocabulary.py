@@ -1,8 +1,8 @@
 """The corpus's English vocabulary in the multilingual model's space, so that a Russian, Chinese
 or Kazakh question's content words can be read as the corpus's English words.
 
-``Vocabulary.build(words, encoder)`` embeds each word once, at build time (about 1.5 ms a word
-on two cores); ``map_words(vocabulary, encoder, question, lang)`` returns one
+``Vocabulary.build(words, encoder)`` embeds each word once, at build time (about 1 ms a word
+here); ``map_words(vocabulary, encoder, question, lang)`` returns one
 :class:`MappedWord` per content word of the question, ``question[m.start:m.end] == m.token``,
 with the corpus word nearest to it (``m.word``) and their cosine (``m.cosine``). The cosine of
 e5-small is compressed (unrelated words still score about 0.85): names and main nouns map
@@ -34,7 +34,7 @@ _STOPWORDS = frozenset("""
 в во на и с со к ко о об обо из по до за от у для при под над что чем как какой какая какое какие каком
 какого какую каких кто кого кому когда где куда откуда сколько почему зачем это этот эта эти тот та те был
 была были было быть ли же не ни а или его её ее их он она оно они год году года годах лет также ещё еще
-уже был свой своей своих согласно данным статье документе документах
+уже свой своей своих согласно данным статье документе документах
 және мен бен пен да де та те қай қандай қанша неше нешінші кім кімге қашан қайда неге қалай бұл осы ол олар
 туралы үшін бойынша жылы жылға жылдары болды болған еді деп сол
 的 了 是 在 和 与 及 或 有 为 对 把 被 从 到 向 于 也 都 就 而 但 吗 呢 吧 哪 哪个 哪些 哪一年 什么 怎么 如何
@@ -88,7 +88,7 @@ class Vocabulary:
                    bool(data.get("plain", False)))
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, Vocabulary) and self.words == other.words
+        return (isinstance(other, Vocabulary) and self.words == other.words and self.plain == other.plain
                 and np.array_equal(self.vectors, other.vectors))
 
     def __hash__(self) -> int:

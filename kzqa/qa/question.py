@@ -1,5 +1,11 @@
 """What a question asks for: its parts, the answer type of each part, its key terms, the names
-and the person it is about. Pure functions of the question text (and of :class:`CorpusStats`).
+and the person it is about. Pure functions of the question text (and of :class:`CorpusStats`;
+a ru/zh/kk question's words mapped onto the corpus's English words stand in for its English).
+
+Names carry a role (:class:`Mention`: subject, place, source), so that
+``direction_inverted(analysis.entities, sentence)`` can tell 'Kazakhs live in China' from the
+question 'How many Chinese citizens live in Kazakhstan?', and ``entity_missing`` whether the
+names asked about are in a quote or just before it.
 
 ``analyse(q).parts[i].text`` is a contiguous piece of ``q``; a question with one part has
 ``parts[0].text == q``. ``offers(kind, sentence, question)`` tells whether ``sentence`` holds an
@@ -212,7 +218,7 @@ def analyse(question: str, stats: CorpusStats, mapped: list[MappedWord] | None =
         parts = tuple(Part(p, answer_type(p), tuple(key_terms(" ".join(m.word for m in kept if s <= m.start < e))))
                       for p, s, e in pieces)
         terms = tuple(key_terms(" ".join(m.word for m in kept)))
-        entities = tuple(Mention(m.word, mapped_role(question, m)) for m in kept if _is_name_word(m.word, stats))
+        entities = tuple(Mention(m.word, mapped_role(question, m)) for m in kept if m.word in stats.names)
     persons, gender = question_gender(question, stats)
     return Analysis(question, parts, terms, tuple(YEAR.findall(question)),
                     tuple(required_units(question)), persons, gender, tuple(unseen_names(question, stats)),
@@ -268,11 +274,6 @@ def mapped_role(question: str, m: MappedWord) -> str:
     return role
 
 
-def _is_name_word(word: str, stats: CorpusStats) -> bool:
-    """A corpus word that the corpus writes capitalised (a name, a people, a place)."""
-    return word in stats.names
-
-
 def _same_word(a: str, b: str) -> bool:
     n = 0
     for x, y in zip(a, b):
@@ -293,9 +294,9 @@ def direction_inverted(question: tuple[Mention, ...], sentence: str) -> bool:
     """Does ``sentence`` state the question's relation the other way round? True when two names
     A and B have different roles in the question (subject, place, source) and the sentence
     gives A only other roles than its own, among them B's, and B only other roles than its
-    own, among them A's: 'How many Chinese citizens live in Kazakhstan?' against 'An estimated 1.5 million
-    Kazakhs live in China.', 'fled from Kazakhstan into Xinjiang' against 'left Xinjiang and
-    crossed into Kazakhstan'."""
+    own, among them A's: 'How many Chinese citizens live in Kazakhstan?' against 'An estimated
+    1.5 million Kazakhs live in China.', 'fled from Kazakhstan into Xinjiang' against 'left
+    Xinjiang and crossed into Kazakhstan'. (The check is symmetric in A and B.)"""
     said = english_mentions(sentence)
 
     def roles(name: str) -> set[str]:
@@ -303,7 +304,7 @@ def direction_inverted(question: tuple[Mention, ...], sentence: str) -> bool:
 
     for a in question:
         for b in question:
-            if a.role >= b.role or same_name(a.name, b.name):
+            if a.role == b.role or same_name(a.name, b.name):
                 continue
             ra, rb = roles(a.name), roles(b.name)
             if b.role in ra and a.role in rb and a.role not in ra and b.role not in rb:
@@ -313,8 +314,9 @@ def direction_inverted(question: tuple[Mention, ...], sentence: str) -> bool:
 
 def entity_missing(analysis: Analysis, sentence: str, before: str, common: frozenset[str]) -> bool:
     """Is a name the question asks about (other than the corpus's common ones: 'China',
-    'Kazakhstan') in neither ``sentence`` nor ``before`` it (the sentence before, the
-    passage's heading)? A name of several words is there when one of its own words is."""
+    'Kazakhstan') in neither ``sentence`` nor ``before`` it (what a reader has just read: the
+    sentence before, the section heading, the document's title)? A name of several words is
+    there when one of its own words is."""
     context = re.findall(r"[a-z][a-z’'\-]+", f"{before} {sentence}".lower())
     for mention in analysis.entities:
         own = [w for w in mention.name.split() if len(w) > 2 and not set(tokenize([w])[0]) <= common]
