@@ -29,7 +29,8 @@ from .stores.postgres import (
 def _database(path: str | Path | None, db: str | None) -> str | None:
     """The database URL to use, or None for files; IndexProblem if ``db`` is not a URL."""
     if db is not None and not is_database_url(db):
-        raise IndexProblem(f"--db must be a postgresql:// URL (got '{str(db).split('://')[0]}…')")
+        raise IndexProblem("--db must be a PostgreSQL connection string: a postgresql:// URL or 'host=… dbname=…' "
+                           "(the value given is not shown: it may hold a password)")
     return db if db is not None else (database_url() if path is None else None)
 
 

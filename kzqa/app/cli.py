@@ -28,7 +28,9 @@ app.add_typer(db_app, name="db")
 
 IndexOpt = typer.Option(None, "--index", help="Index folder (default: $KZQA_INDEX or the project's embeddings/).")
 DbOpt = typer.Option(None, "--db", help="PostgreSQL URL (postgresql://…) to use instead of an index folder "
-                     "(default: $KZQA_DATABASE_URL when --index is not given).")
+                     "(default: $KZQA_DATABASE_URL when --index is not given). A URL on the command line is "
+                     "visible to every user of the machine (ps): prefer $KZQA_DATABASE_URL or --db-file.")
+DbFileOpt = typer.Option(None, "--db-file", help="A file (mode 600) holding the PostgreSQL URL, instead of --db.")
 ModeOpt = typer.Option("hybrid", "--mode", help="hybrid, dense, multilingual or lexical.")
 
 
@@ -36,8 +38,11 @@ _JSON_ERRORS = False  # set by main() when --json was given: errors go to stdout
 
 
 def _report(message: str) -> None:
-    """The error as one line on stderr (and as JSON on stdout under --json)."""
-    message = " ".join(str(message).split())
+    """The error as one line on stderr (and as JSON on stdout under --json), with every known
+    database password hidden."""
+    from ..stores.redaction import scrub
+
+    message = scrub(" ".join(str(message).split()))
     typer.echo(f"error: {message}", err=True)
     if _JSON_ERRORS:
         typer.echo(json.dumps({"error": message}, ensure_ascii=False))
@@ -46,6 +51,29 @@ def _report(message: str) -> None:
 def _fail(message: str) -> None:
     _report(message)
     raise typer.Exit(1)
+
+
+def _db(db: Optional[str], db_file: Optional[Path]) -> Optional[str]:
+    """The database URL from --db or --db-file (a file only its owner can read), its password
+    remembered so that no message shows it."""
+    from ..stores.redaction import remember
+
+    if db_file is None:
+        remember(db)
+        return db
+    if db is not None:
+        _fail("give --db or --db-file, not both")
+    try:
+        mode = db_file.stat().st_mode
+        url = db_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read --db-file {db_file}: {getattr(exc, 'strerror', None) or exc}")
+    remember(url)
+    if mode & 0o077:
+        _fail(f"--db-file {db_file} can be read by other users: make it private with: chmod 600 {db_file}")
+    if not url:
+        _fail(f"--db-file {db_file} is empty: write the postgresql:// URL in it")
+    return url
 
 
 def _engine(index: Optional[Path], db: Optional[str] = None):
@@ -98,11 +126,13 @@ def build(
                                    help="FAISS index: 'auto' (exact below 100,000 passages, IVF above), "
                                         "'Flat', 'HNSW32', or any FAISS factory string."),
     db: Optional[str] = DbOpt,
+    db_file: Optional[Path] = DbFileOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Read, split and embed the corpus into a new index (atomically replacing the old one), in
     an index folder or, with --db, in PostgreSQL. Unchanged documents keep their passages and
     cached embeddings: only what changed is embedded."""
+    db = _db(db, db_file)
     import kzqa
 
     try:
@@ -144,9 +174,11 @@ def search(
     mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
+    db_file: Optional[Path] = DbFileOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
 ) -> None:
     """The passages most relevant to a question, best first."""
+    db = _db(db, db_file)
     hits = _on_engine(index, db, query, lambda engine: engine.search(query, k=k, mode=mode))
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
@@ -161,9 +193,11 @@ def ask(
     mode: str = ModeOpt,
     index: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
+    db_file: Optional[Path] = DbFileOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
 ) -> None:
     """An answer quoted from the documents, with numbered citations."""
+    db = _db(db, db_file)
     answer = _on_engine(index, db, question, lambda engine: engine.ask(question, k=k, mode=mode))
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
@@ -268,11 +302,13 @@ def eval_(
     k: int = typer.Option(10, "-k", "--k", min=1, help="Depth of the ranking (QA). BEIR uses 100."),
     index: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
+    db_file: Optional[Path] = DbFileOpt,
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the report (.json: JSON, else Markdown)."),
 ) -> None:
     """Retrieval benchmark: Recall@k, MRR, nDCG, abstention and latency (QA), or BEIR metrics."""
+    db = _db(db, db_file)
     from ..bench import evaluate as ev
 
     if (qa_file is None) == (beir is None):
@@ -315,6 +351,7 @@ def serve(
     port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port (1–65535)."),
     index: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
+    db_file: Optional[Path] = DbFileOpt,
     feedback_db: Optional[str] = typer.Option(None, "--feedback-db", help="Where votes go: a SQLite path or a "
                                               "postgresql:// URL of the primary (default: --db, $KZQA_FEEDBACK_URL, "
                                               "$KZQA_DATABASE_URL, then a local SQLite file)."),
@@ -323,15 +360,19 @@ def serve(
     share: bool = typer.Option(False, "--share", help="Create a public Gradio share link."),
 ) -> None:
     """Start the web chat."""
+    db = _db(db, db_file)
     _check_bindable(host, port)  # (one OpenMP thread per request is set by kzqa.channels.encoders, imported with kzqa)
     from ..backends import load_in_background
 
     engine = load_in_background(index, db=db)  # the index loads while the web framework imports
+    from .guard import private_temp_folder
+
+    temp = private_temp_folder()  # before Gradio is imported: it reads the folder once
     from .ui import launch
 
     try:
         launch(index=index, host=host, port=port, auth=auth, share=share, db=db, feedback_db=feedback_db,
-               engine=engine)
+               engine=engine, temp=temp)
     except _expected_errors() as exc:
         _fail(str(exc))
 
@@ -359,9 +400,11 @@ def feedback_export(
     db: Optional[str] = typer.Option(None, "--db", help="Feedback database: a SQLite file or a postgresql:// URL "
                                      "(default: $KZQA_FEEDBACK_URL, $KZQA_DATABASE_URL, $KZQA_FEEDBACK_DB, "
                                      "~/.local/share/kzqa/feedback.sqlite3)."),
+    db_file: Optional[Path] = DbFileOpt,
     out: Optional[Path] = typer.Option(None, "--out", help="JSONL file to write (default: standard output)."),
 ) -> None:
     """Write every feedback record as JSON lines (question, resolved query, answer, passages, vote, time)."""
+    db = _db(db, db_file)
     import kzqa
 
     from ..stores.postgres import redact
@@ -421,9 +464,14 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line (``argv``: default sys.argv[1:]) under the error rules of this module."""
     import logging
 
+    from ..stores.redaction import install_log_scrubber, remember
+
     global _JSON_ERRORS
     args = list(sys.argv[1:] if argv is None else argv)
     _JSON_ERRORS = "--json" in args
+    for text in [*args, *(os.environ.get(v) for v in ("KZQA_DATABASE_URL", "KZQA_FEEDBACK_URL"))]:
+        remember(text)  # no message may show a password given on the command line or in the environment
+    install_log_scrubber()
     handler = logging.StreamHandler()  # kzqa's warnings (e.g. an index used without its corpus) on stderr
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
     logging.getLogger("kzqa").addHandler(handler)

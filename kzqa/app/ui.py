@@ -9,18 +9,22 @@ from __future__ import annotations
 import html
 import logging
 import re
+import shutil
+import signal
 import sqlite3
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ..backends import PendingEngine, load_in_background
 from ..qa.answer import ANSWERED, CONTEXT_LABEL, PARTIAL, PARTIAL_LABEL, Answer
-from ..qa.engine import MAX_QUESTION_CHARS, Engine, QueryError
+from ..qa.engine import MAX_QUESTION_CHARS, Engine, QueryError, check_k_and_mode
 from ..qa.followup import resolve_followup
 from ..qa.retrieve import DEFAULT_MODE, MODES, Hit
 from ..stores.base import IndexProblem
 from .feedback import FeedbackStore, PgFeedbackStore, open_feedback
+from .guard import Guard, private_temp_folder
 
 EXAMPLES = [
     "How tall is the Bayterek tower?",
@@ -157,6 +161,11 @@ def render_sources(answer: Answer | None) -> str:
     return "\n".join(cards)
 
 
+# What chat and API clients are told when the index cannot answer (the log gets the details:
+# clients never see a database's name, user, host or port, nor an index's path).
+UNAVAILABLE = "The index is temporarily unavailable; please try again in a moment."
+
+
 def new_session() -> dict:
     return {"queries": [], "records": {}}
 
@@ -172,8 +181,11 @@ def api_call(call):
     (never the internal exception text)."""
     try:
         return call()
-    except (QueryError, IndexProblem) as exc:
+    except QueryError as exc:
         raise gr.Error(str(exc)) from exc
+    except IndexProblem as exc:
+        log.warning("the API could not answer: %s", exc)
+        raise gr.Error(UNAVAILABLE) from exc
     except Exception as exc:
         log.exception("the API call failed")
         raise gr.Error("internal error: the request could not be answered (the server logged the cause)") from exc
@@ -201,8 +213,12 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
         resolved = resolve_followup(session["queries"], question)
         try:
             answer = engine.ask(resolved, k=int(k), mode=mode, doc_ids=list(doc_ids or []) or None)
-        except (QueryError, IndexProblem) as exc:  # IndexProblem: the database stopped answering
+        except QueryError as exc:
             yield history + [{"role": "assistant", "content": as_text(str(exc))}], "", gr.skip(), session
+            return
+        except IndexProblem as exc:  # e.g. the database stopped answering: details for the log only
+            log.warning("the chat could not answer: %s", exc)
+            yield history + [{"role": "assistant", "content": as_text(UNAVAILABLE)}], "", gr.skip(), session
             return
         except Exception:
             log.exception("answering in the chat failed")
@@ -224,7 +240,8 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
         try:
             feedback.record(vote="up" if data.liked is True or data.liked == "Like" else "down", **record)
         except (IndexProblem, OSError, sqlite3.Error) as exc:
-            gr.Warning(f"Your feedback could not be saved: {exc}")
+            log.warning("feedback could not be saved: %s", exc)
+            gr.Warning("Your feedback could not be saved right now; please try again later.")
             return
         gr.Info("Thanks — your feedback was saved.")
 
@@ -290,18 +307,49 @@ READY_WAIT_S = 3.0  # an index that loads within this long is checked before the
 
 def launch(index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
            auth: str | None = None, share: bool = False, db: str | None = None,
-           feedback_db: str | None = None, engine: Engine | PendingEngine | None = None) -> None:
+           feedback_db: str | None = None, engine: Engine | PendingEngine | None = None,
+           temp: Path | None = None) -> None:
     """Serve the chat on host:port (loopback by default; a share link only with share=True) from
     ``engine``, else the index folder ``index`` or the database ``db`` (loaded in the background
     while the page is built). A load error within READY_WAIT_S is raised here (the command
     fails); after that the port opens and questions wait for the index. Feedback goes to
     ``feedback_db`` (a path or URL), else to ``db`` (a read replica cannot take it: give the
-    primary), else the default."""
+    primary), else the default. Gradio's temporary files go to ``temp`` (made by
+    :func:`kzqa.app.guard.private_temp_folder` before Gradio was imported), removed at the end."""
     credentials = parse_auth(auth)
     engine = engine or load_in_background(index, db=db)
     if isinstance(engine, PendingEngine) and engine.wait(READY_WAIT_S):
         engine = engine.get()  # raises IndexProblem & co. while the command can still report them
     demo = build_app(engine, open_feedback(feedback_db or db))
-    demo.queue(default_concurrency_limit=4, max_size=64).launch(
-        server_name=host, server_port=port, share=share, auth=credentials, css=CSS, head=HEAD,
-        footer_links=["api"], show_error=True)
+    temp = temp or private_temp_folder()  # Gradio's temporary files: removed when the server stops
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill PID` stops it like Ctrl+C: cleanly
+    try:
+        demo.queue(default_concurrency_limit=4, max_size=64).launch(
+            server_name=host, server_port=port, share=share, auth=credentials, css=CSS, head=HEAD,
+            footer_links=["api"], show_error=True, max_file_size=1,
+            app_kwargs={"middleware": [Middleware(Guard, check=call_checker(engine))]})
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def call_checker(engine: Engine | PendingEngine):
+    """``check(question, k, mode)`` for the HTTP guard: QueryError (a ValueError) with the
+    engine's own message when the call cannot be answered; the index's channels are consulted
+    once it is loaded."""
+    def check(question, k, mode) -> None:
+        Engine.prepare_question(question)
+        ready = engine
+        if isinstance(engine, PendingEngine):
+            try:
+                ready = engine.get() if engine.wait(0) else None
+            except Exception:  # the load failed: the call itself reports it
+                ready = None
+        if isinstance(ready, Engine):
+            ready.check_request(k, mode, None)
+        else:
+            check_k_and_mode(k, mode)
+    return check

@@ -11,6 +11,7 @@ Sources are never edited: cleaning happens here, at build time.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -119,6 +120,7 @@ class Problem:
 class Corpus:
     documents: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)  # sha256 of each file's bytes as read, by relative path
 
 
 # ---------------------------------------------------------------- whitespace and shapes
@@ -252,20 +254,20 @@ def _title_from_blocks(blocks: list[Block]) -> str | None:
 # ---------------------------------------------------------------- readers
 
 
-def read_txt(path: Path) -> tuple[list[Block], str | None]:
-    return text_to_blocks(_read_text(path)), None
+def read_txt(data: bytes) -> tuple[list[Block], str | None]:
+    return text_to_blocks(_decode(data)), None
 
 
-def read_markdown(path: Path) -> tuple[list[Block], str | None]:
-    blocks = markdown_to_blocks(_read_text(path))
+def read_markdown(data: bytes) -> tuple[list[Block], str | None]:
+    blocks = markdown_to_blocks(_decode(data))
     return blocks, _title_from_blocks(blocks)
 
 
-def read_html(path: Path) -> tuple[list[Block], str | None]:
+def read_html(data: bytes) -> tuple[list[Block], str | None]:
     """Main text of a web page: <main>/<article> if present, without scripts and navigation."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(_read_text(path), "html.parser")
+    soup = BeautifulSoup(_decode(data), "html.parser")
     title = normalize_space(soup.title.get_text()) if soup.title else None
     for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "aside", "form",
                      "iframe", "svg", "button", "template"]):
@@ -284,13 +286,13 @@ def read_html(path: Path) -> tuple[list[Block], str | None]:
     return blocks, title or _title_from_blocks(blocks)
 
 
-def read_pdf(path: Path) -> tuple[list[Block], str | None]:
+def read_pdf(data: bytes) -> tuple[list[Block], str | None]:
     """The PDF's text layer, reflowed like any hard-wrapped text."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise ReadError("the PDF is encrypted")
         pages = [page.extract_text() or "" for page in reader.pages]
@@ -303,6 +305,8 @@ def read_pdf(path: Path) -> tuple[list[Block], str | None]:
     return _wrapped_text_to_blocks(text.replace("\r\n", "\n")), title
 
 
+# Each reader turns a file's bytes (read once, so that what is indexed is what was hashed) into
+# blocks and, where the file names one, a title.
 READERS = {
     ".txt": read_txt,
     ".md": read_markdown,
@@ -313,8 +317,7 @@ READERS = {
 }
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -395,15 +398,18 @@ def assemble(blocks: list[Block]) -> tuple[str, list[Section]]:
 # ---------------------------------------------------------------- corpus folder
 
 
-def load_metadata(corpus_dir: Path) -> dict[str, dict]:
-    """Entries of ``sources.json`` keyed by file name (missing file → no entries)."""
+def load_metadata(corpus_dir: Path, data: bytes | None = None) -> dict[str, dict]:
+    """Entries of ``sources.json`` keyed by file name (missing file → no entries); ``data``: the
+    file's bytes when already read."""
     path = corpus_dir / METADATA_FILE
-    if not path.exists():
-        return {}
+    if data is None:
+        if not path.exists():
+            return {}
+        data = path.read_bytes()
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        entries = json.loads(data.decode("utf-8"))
         return {e["file"]: e for e in entries}
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as exc:
         raise ReadError(f"{path}: not a list of {{\"file\": …}} entries ({exc})") from exc
 
 
@@ -482,16 +488,18 @@ def file_hashes(corpus_dir: Path) -> dict[str, str]:
             for p in sorted(files)}
 
 
-def read_document(path: Path, corpus_dir: Path, meta: dict | None = None, doc_id: str | None = None) -> Document:
+def read_document(path: Path, corpus_dir: Path, meta: dict | None = None, doc_id: str | None = None,
+                  data: bytes | None = None) -> Document:
     """Read, clean and assemble one file (``doc_id``: default from its path alone, see
-    :func:`doc_ids`). Raises ReadError with the reason it cannot."""
+    :func:`doc_ids`; ``data``: its bytes, when already read). Raises ReadError with the reason
+    it cannot."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise ReadError(f"unsupported file type '{path.suffix}' (supported: "
                         f"{', '.join(SUPPORTED_SUFFIXES)})")
     meta = meta or {}
     try:
-        blocks, found_title = reader(path)
+        blocks, found_title = reader(path.read_bytes() if data is None else data)
     except ReadError:
         raise
     except Exception as exc:  # a reader library failing on a broken file (pypdf, lxml …)
@@ -511,20 +519,35 @@ def read_document(path: Path, corpus_dir: Path, meta: dict | None = None, doc_id
 
 
 def read_corpus(corpus_dir: str | Path) -> Corpus:
-    """Every readable document of the folder; unreadable files go to ``problems``."""
+    """Every readable document of the folder; unreadable files go to ``problems``. Each file is
+    read once: ``hashes`` holds the sha256 of the bytes read (documents, unreadable files and
+    ``sources.json``), so an index records what it indexed even if a file changes meanwhile."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise ReadError(f"corpus folder not found: {corpus_dir}")
-    metadata = load_metadata(corpus_dir)
+    corpus = Corpus()
+    metadata_path = corpus_dir / METADATA_FILE
+    metadata: dict[str, dict] = {}
+    if metadata_path.exists():
+        raw = metadata_path.read_bytes()
+        corpus.hashes[METADATA_FILE] = hashlib.sha256(raw).hexdigest()
+        metadata = load_metadata(corpus_dir, raw)
     files, skipped = scan(corpus_dir)
-    corpus = Corpus(problems=skipped)
+    corpus.problems.extend(skipped)
     ids = doc_ids([p.relative_to(corpus_dir).as_posix() for p in files])
     for path in files:
         rel = path.relative_to(corpus_dir).as_posix()
         try:
-            corpus.documents.append(read_document(path, corpus_dir, metadata.get(rel), ids[rel]))
+            data = path.read_bytes()
+        except OSError as exc:
+            corpus.problems.append(Problem(rel, f"cannot read it ({exc.strerror or exc})"))
+            continue
+        corpus.hashes[rel] = hashlib.sha256(data).hexdigest()
+        try:
+            corpus.documents.append(read_document(path, corpus_dir, metadata.get(rel), ids[rel], data))
         except ReadError as exc:
             corpus.problems.append(Problem(rel, str(exc)))
         except Exception as exc:  # a reader library failing on a broken file
             corpus.problems.append(Problem(rel, f"{type(exc).__name__}: {exc}"))
+    corpus.hashes = dict(sorted(corpus.hashes.items()))
     return corpus

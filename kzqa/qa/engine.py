@@ -71,6 +71,18 @@ class QueryError(ValueError):
     """A question that cannot be searched (empty, unknown mode …)."""
 
 
+def check_k_and_mode(k, mode) -> tuple[int, str]:
+    """``k`` and ``mode`` as the search uses them, or QueryError: ``k`` a whole number from 1
+    to MAX_K (not a bool), ``mode`` one of MODES in any case (None: the default). Whether the
+    index has that mode's channel is :meth:`Engine.check_request`'s to say."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be a whole number from 1 to {MAX_K:,} (got {k!r:.40})")
+    mode = DEFAULT_MODE if mode is None else mode
+    if not isinstance(mode, str) or mode.lower() not in MODES:
+        raise QueryError(f"unknown mode {mode!r:.40} (choose from: {', '.join(MODES)})")
+    return int(k), mode.lower()
+
+
 @dataclass
 class Retrieval:
     """One search's internals, kept for composing the answer and for evaluation."""
@@ -227,12 +239,7 @@ class Engine:
         is wrong: ``k`` a whole number from 1 to MAX_K (not a bool), ``mode`` one of MODES
         (any case; None is the default) that this index has, ``doc_ids`` None or a list/tuple
         of known document ids (an empty one means every document)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-            raise QueryError(f"k must be a whole number from 1 to {MAX_K:,} (got {k!r:.40})")
-        mode = DEFAULT_MODE if mode is None else mode
-        if not isinstance(mode, str) or mode.lower() not in MODES:
-            raise QueryError(f"unknown mode {mode!r:.40} (choose from: {', '.join(MODES)})")
-        mode = mode.lower()
+        k, mode = check_k_and_mode(k, mode)
         if mode != "hybrid" and mode not in self.channels:
             raise QueryError(f"this index has no '{mode}' channel (it has: {', '.join(self.channels)})")
         if doc_ids is None:

@@ -22,7 +22,7 @@ from ..channels.encoders import DEFAULT_MODEL, Encoder, get_encoder
 from ..channels.lexical import CorpusStats, LexicalIndex, corpus_stats
 from ..channels.onnxmodels import BULK_THREADS, cached_export, open_exported
 from ..channels.vocabulary import Vocabulary, vocabulary_words
-from ..ingest.corpus import Corpus, Document, file_hashes, read_corpus
+from ..ingest.corpus import Corpus, Document, Problem, file_hashes, read_corpus
 from ..ingest.passages import ChunkParams, Passage, split_documents
 from .base import BuildSummary, IndexProblem
 from .manifest import DENSE, FORMAT, MULTILINGUAL, PIPELINE_VERSION
@@ -77,6 +77,7 @@ def prepare(corpus: str | Path, model: str | None, multilingual_model: str | Non
     corpus_dir = Path(corpus)
     params = params or ChunkParams()
     read = read_corpus(corpus_dir)
+    after_reading(corpus_dir)
     if not read.documents:
         reasons = "; ".join(map(str, read.problems)) or "no .txt/.md/.html/.pdf files"
         raise IndexProblem(f"no readable documents in {corpus_dir} ({reasons})")
@@ -88,6 +89,21 @@ def prepare(corpus: str | Path, model: str | None, multilingual_model: str | Non
     reuse = reusable_passages(previous, read.documents, params, dense.fingerprint())
     passages, cut = split_documents(read.documents, dense.count_tokens_many, params, reuse, progress)
     return Prepared(corpus_dir, read, encoders, params, passages, cut, len(reuse))
+
+
+def after_reading(corpus_dir: Path) -> None:
+    """Called once the corpus is read, before anything is written: nothing to do. (A test
+    replaces it to change, add and remove files at exactly that point.)"""
+
+
+def changed_during_build(prepared: Prepared) -> list[Problem]:
+    """Corpus files changed, added or removed since the build read them: the index records
+    what it read, so it will report itself stale, naming them, until rebuilt."""
+    now = file_hashes(prepared.corpus_dir)
+    read = prepared.read.hashes
+    changed = sorted(n for n in set(now) | set(read) if now.get(n) != read.get(n))
+    note = "changed while the build ran; the index reports itself stale until the next build"
+    return [Problem(n, note) for n in changed]
 
 
 def sentence_texts(passages: list[Passage]) -> list[str]:
@@ -174,7 +190,7 @@ def _corpus_hash(hashes: dict[str, str]) -> str:
 
 def manifest_of(prepared: Prepared, channels: dict, corpus_path: str) -> dict:
     """The manifest of a build: versions, corpus files and hash, chunking, channels, counts."""
-    hashes = file_hashes(prepared.corpus_dir)
+    hashes = prepared.read.hashes  # of the bytes read, not of the folder now
     passages = prepared.passages
     return {
         "format": FORMAT, "kzqa_version": __version__, "pipeline_version": PIPELINE_VERSION,
@@ -191,7 +207,8 @@ def summary_of(prepared: Prepared, target: str, started: float, embedded: int) -
     dense, params, passages = prepared.encoders[DENSE], prepared.params, prepared.passages
     return BuildSummary(
         index=target, documents=len(prepared.read.documents), passages=len(passages),
-        seconds=time.perf_counter() - started, problems=prepared.read.problems, cut_sentences=prepared.cut,
+        seconds=time.perf_counter() - started, problems=prepared.read.problems + changed_during_build(prepared),
+        cut_sentences=prepared.cut,
         words=[len(p.text.split()) for p in passages],
         tokens=dense.count_tokens_many([p.embed_text(params.prefix) for p in passages]),
         embedded=embedded, reused=len(passages) - embedded,

@@ -35,7 +35,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -71,6 +70,7 @@ from .manifest import (
     default_index_path,
     dense_channels,
 )
+from .redaction import describe, is_connection_string, remember, scrub
 
 ENV_URL = "KZQA_DATABASE_URL"
 BUILD_LOCK = 0x6B7A7161  # advisory lock key ('kzqa') held by a build
@@ -80,17 +80,16 @@ INSTALL_HINT = "pip install 'kzqa[postgres]'"
 
 
 def is_database_url(text: str | None) -> bool:
-    return bool(text) and str(text).split("://", 1)[0] in ("postgresql", "postgres")
+    """A PostgreSQL connection string: a postgresql:// URL or the keyword form ('host=… dbname=…')."""
+    return is_connection_string(text)
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    """The connection string as ``postgresql://user:***@host:port/db``, from its parsed
+    parameters (for messages and logs); its password is remembered, so that :func:`scrub`
+    hides it from any text, a driver's error messages included."""
+    remember(url)
+    return describe(url)
 
 
 def connect(url: str, autocommit: bool = True, vectors: bool = True):
@@ -106,7 +105,7 @@ def connect(url: str, autocommit: bool = True, vectors: bool = True):
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
     except (psycopg.Error, ValueError) as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise IndexProblem(f"cannot connect to the database at {redact(url)}: {reason}") from exc
+        raise IndexProblem(scrub(f"cannot connect to the database at {redact(url)}: {reason}", url)) from exc
     if not vectors:
         return conn
     try:

@@ -125,3 +125,55 @@ def test_serve_names_a_port_in_use():
         busy.listen()
         port = busy.getsockname()[1]
         assert f"cannot listen on 127.0.0.1:{port}" in _one_line_error(run_cli("serve", "--port", str(port)), 1)
+
+
+# Connection strings whose secret must never be printed: refused at once (port 1), or a host that
+# cannot be resolved because libpq cut the URL at the password's own '@'.
+SECRET_URLS = [
+    ("postgresql://kzqa:Tr0ub4dor-pw@127.0.0.1:1/kzqa", "Tr0ub4dor-pw"),
+    ("postgresql://kzqa@127.0.0.1:1/kzqa?password=Qu3ry-pw", "Qu3ry-pw"),
+    ("postgresql://kzqa:Sl4sh/Ha5h#pw@127.0.0.1:1/kzqa", "Sl4sh/Ha5h#pw"),
+    ("postgresql://kzqa:At5ign@Pa55wd@127.0.0.1:1/kzqa", "At5ign@Pa55wd"),
+    ("host=127.0.0.1 port=1 dbname=kzqa user=kzqa password=K3yw0rd-pw", "K3yw0rd-pw"),
+]
+
+
+def _pieces(secret: str) -> list[str]:
+    import re
+
+    return [p for p in re.split(r"[@/#]", secret) if len(p) >= 3]
+
+
+def _assert_hidden(done, secret: str) -> None:
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in out
+    assert all(piece not in out for piece in _pieces(secret)), out
+
+
+@pytest.mark.parametrize("url, secret", SECRET_URLS)
+def test_no_cli_error_shows_a_database_password(url, secret):
+    _assert_hidden(run_cli("ask", "How tall is the Bayterek tower?", "--db", url), secret)
+
+
+@pytest.mark.parametrize("args", [
+    ["build", "--corpus", "corpus"], ["search", "Bayterek"], ["ask", "Bayterek?", "--json"],
+    ["eval", "benchmarks/qa/dev.jsonl"], ["serve", "--port", "PORT"], ["feedback", "export"],
+])
+def test_every_command_hides_the_password_from_argv_environment_and_file(args, tmp_path):
+    url, secret = SECRET_URLS[3]  # the '@' in the password makes the driver echo part of it
+    args = [str(free_port()) if a == "PORT" else a for a in args]
+    _assert_hidden(run_cli(*args, "--db", url), secret)
+    _assert_hidden(run_cli(*args, env={"KZQA_DATABASE_URL": url, "KZQA_FEEDBACK_URL": url}), secret)
+    db_file = tmp_path / "db.url"
+    db_file.write_text(url + "\n")
+    db_file.chmod(0o600)
+    _assert_hidden(run_cli(*args, "--db-file", str(db_file)), secret)
+
+
+def test_a_db_file_others_can_read_is_refused_without_its_content(tmp_path):
+    url, secret = SECRET_URLS[0]
+    db_file = tmp_path / "db.url"
+    db_file.write_text(url)
+    db_file.chmod(0o644)
+    done = run_cli("search", "Bayterek", "--db-file", str(db_file))
+    assert done.returncode == 1 and "chmod 600" in done.stderr and secret not in done.stdout + done.stderr

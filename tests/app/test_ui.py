@@ -82,3 +82,106 @@ def test_a_whole_float_k_from_json_is_accepted(running_app):
     response = httpx.post(f"{running_app}gradio_api/run/search", json={"data": ["Bayterek tower", 3.0, "hybrid"]},
                           timeout=60)
     assert response.status_code == 200 and len(response.json()["data"][0]["hits"]) == 3
+
+
+def _one_line_error(response) -> str:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    error = response.json()["error"]
+    assert "\n" not in error and "Traceback" not in error and "object at 0x" not in error
+    return error
+
+
+def test_the_question_alone_is_enough(running_app):
+    import httpx
+
+    for endpoint in ("ask", "search"):
+        response = httpx.post(f"{running_app}gradio_api/run/{endpoint}", json={"data": ["How tall is the Bayterek tower?"]},
+                              timeout=60)
+        assert response.status_code == 200, response.text
+    assert "97 meters" in response.text
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"data": []}, 422, "empty"),
+    ({"data": ["Bayterek", 5, "hybrid", "extra"]}, 422, "at most 3"),
+    ({"data": ["Bayterek"], "fn_index": 1}, 400, "fn_index"),
+    ({"question": "Bayterek"}, 400, '"data" list'),
+    ([1, 2], 400, '"data" list'),
+    ({"data": [["a list"], 5, "hybrid"]}, 422, "must be text"),
+    ({"data": ["Bayterek", {"k": 5}, "hybrid"]}, 422, "k must be a whole number"),
+])
+def test_malformed_calls_get_a_4xx_and_one_line(running_app, body, status, says):
+    import httpx
+
+    for endpoint in ("ask", "search"):
+        response = httpx.post(f"{running_app}gradio_api/run/{endpoint}", json=body, timeout=60)
+        assert response.status_code == status and says in _one_line_error(response)
+
+
+def test_bodies_that_are_not_json_and_private_functions_are_refused(running_app):
+    import httpx
+
+    response = httpx.post(f"{running_app}gradio_api/run/ask", content=b"\xff{not json", timeout=60)
+    assert response.status_code == 400 and "JSON" in _one_line_error(response)
+    for name in ("predict", "respond", "clear", "on_like", "lambda"):
+        response = httpx.post(f"{running_app}gradio_api/run/{name}", json={"data": ["x"], "fn_index": 1}, timeout=60)
+        assert response.status_code == 404 and "/gradio_api/run/ask" in _one_line_error(response)
+    response = httpx.post(f"{running_app}gradio_api/run/ask", content=b"x" * (70 * 1024), timeout=60)
+    assert response.status_code == 413
+
+
+def test_uploads_are_refused_and_nothing_is_written(running_app, tmp_path):
+    import httpx
+
+    for path in ("gradio_api/upload", "upload"):
+        response = httpx.post(f"{running_app}{path}", files={"files": ("big.bin", b"\0" * 200_000)}, timeout=60)
+        assert response.status_code == 403 and "no files" in _one_line_error(response)
+
+
+def test_the_server_removes_its_temporary_folder_when_stopped(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+    from conftest import ROOT, free_port, wait_for_port
+
+    temp = tmp_path / "gradio-temp"
+    temp.mkdir()
+    port = free_port()
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(temp), KZQA_FEEDBACK_DB=str(tmp_path / "fb.sqlite3"))
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        assert any(p.name.startswith("kzqa-gradio-") for p in temp.iterdir()), list(temp.iterdir())
+        httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload", files={"files": ("x.bin", b"x" * 1000)}, timeout=60)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) is not None
+    assert list(temp.iterdir()) == []
+
+
+def test_login_attempts_are_throttled_per_client(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+    from conftest import ROOT, free_port, wait_for_port
+
+    port = free_port()
+    env = dict(os.environ, KZQA_FEEDBACK_DB=str(tmp_path / "fb.sqlite3"), KZQA_AUTH="reader:right-password")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        codes = [httpx.post(f"http://127.0.0.1:{port}/login", data={"username": "reader", "password": f"guess{i}"},
+                            timeout=30).status_code for i in range(14)]
+        assert 429 not in codes[:10] and codes[10:] == [429] * 4, codes
+        refused = httpx.post(f"http://127.0.0.1:{port}/login", data={"username": "reader", "password": "right-password"},
+                             timeout=30)
+        assert refused.status_code == 429 and "wait a minute" in refused.json()["error"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -169,3 +169,34 @@ def test_a_broken_cache_only_costs_time(small_index_copy):
     shutil.rmtree(caches[0].parent.parent)
     shutil.rmtree(small_index_copy)  # no cache and no previous index: everything is embedded
     assert kzqa.build(corpus, small_index_copy, multilingual_model=None).embedded == summary.passages
+
+
+def test_files_changed_added_or_removed_mid_build_are_never_served_as_fresh(corpus_copy, tmp_path, monkeypatch):
+    """Between reading the corpus and writing the index, one document is rewritten, one added
+    and one removed: the index records the bytes it read, so loading it reports all three."""
+    import kzqa
+    from kzqa.stores import building
+    from kzqa.stores.base import IndexProblem
+
+    (corpus_copy / "doomed.md").write_text("# Doomed\n\nThis note is removed while the build runs.\n")
+    target = next(p for p in corpus_copy.glob("*.txt"))
+
+    def meddle(corpus_dir):
+        target.write_text(target.read_text(encoding="utf-8") + "\n\nA sentence added mid-build.\n", encoding="utf-8")
+        (corpus_dir / "late.md").write_text("# Late\n\nThis note arrives while the build runs.\n")
+        (corpus_dir / "doomed.md").unlink()
+
+    monkeypatch.setattr(building, "after_reading", meddle)
+    summary = kzqa.build(corpus_copy, tmp_path / "index", multilingual_model=None)
+    flagged = {p.path for p in summary.problems if "changed while the build ran" in p.reason}
+    assert flagged == {target.name, "late.md", "doomed.md"}
+
+    with pytest.raises(IndexProblem) as err:
+        kzqa.load(tmp_path / "index")
+    message = str(err.value)
+    assert "stale" in message and "added: late.md" in message and "removed: doomed.md" in message
+    assert f"modified: {target.name}" in message
+    # the passages hold the text read, which the manifest's hash describes
+    passages = [json.loads(line) for line in (tmp_path / "index" / "passages.jsonl").read_text().splitlines()]
+    assert not any("added mid-build" in p["text"] for p in passages)
+    assert any(p["doc_id"] == "doomed" for p in passages)

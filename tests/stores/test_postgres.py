@@ -290,3 +290,48 @@ def test_db_start_prints_a_url_and_db_stop_stops_it(tmp_path):
     finally:
         run_cli("db", "stop", "--data", data)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_clients_never_see_the_database_when_it_stops_answering(pg_server, pg_shipped, tmp_path):
+    """The app serves from PostgreSQL; the database then refuses connections: chat and HTTP
+    clients are told the index is temporarily unavailable (no name, user, host or port), the
+    server log has the details without the password, and answers return when it is back."""
+    import httpx
+    import psycopg
+    from conftest import free_port, wait_for_port
+
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = dict(os.environ, KZQA_FEEDBACK_DB=str(tmp_path / "fb.sqlite3"), KZQA_DATABASE_URL=pg_shipped)
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    admin = pg_server.url
+
+    def ask() -> httpx.Response:
+        return httpx.post(f"http://127.0.0.1:{port}/gradio_api/run/ask",
+                          json={"data": ["How tall is the Bayterek tower?", 5, "hybrid"]}, timeout=60)
+
+    try:
+        wait_for_port(port, proc)
+        assert "97 meters" in ask().text
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("ALTER DATABASE shipped ALLOW_CONNECTIONS false")
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'shipped'")
+        try:
+            refused = ask()
+            assert "temporarily unavailable" in refused.text, refused.text
+            for leak in ("shipped", str(pg_server.port), "127.0.0.1", "postgresql", _password(admin)):
+                assert leak not in refused.text
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute("ALTER DATABASE shipped ALLOW_CONNECTIONS true")
+        deadline = time.time() + 30
+        while "97 meters" not in ask().text and time.time() < deadline:
+            time.sleep(1)
+        assert "97 meters" in ask().text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    server_log = log.read_text()
+    assert "could not answer" in server_log and _password(admin) not in server_log
