@@ -166,8 +166,24 @@ def render_sources(answer: Answer | None) -> str:
 UNAVAILABLE = "The index is temporarily unavailable; please try again in a moment."
 
 
+MAX_TURNS = 20  # turns a chat keeps (shown, sent back by the browser, used for follow-ups)
+
+
 def new_session() -> dict:
     return {"queries": [], "records": {}}
+
+
+def bounded(history: list, session: dict, max_turns: int = MAX_TURNS) -> tuple[list, dict]:
+    """The chat and its session cut to the last ``max_turns`` turns, so that each turn costs the
+    same however long the conversation: the oldest messages go, the feedback records of the
+    kept ones move with them (``records[i]`` is about ``history[i]``), and the follow-up
+    context keeps the last ``max_turns`` questions."""
+    extra = len(history) - 2 * max_turns
+    queries = session["queries"][-max_turns:]
+    if extra <= 0:
+        return history, {**session, "queries": queries}
+    records = {i - extra: r for i, r in session["records"].items() if i >= extra}
+    return history[extra:], {**session, "queries": queries, "records": records}
 
 
 def whole(k):
@@ -230,6 +246,7 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
             "question": question, "resolved_query": answer.question, "answer": answer.text,
             "passage_ids": [h.passage_id for h in answer.citations or answer.related],
             "mode": answer.mode, "abstained": answer.abstained}  # status is in the answer text
+        history, session = bounded(history, session)
         yield history, "", render_sources(answer), session
 
     def on_like(data: gr.LikeData, session: dict):

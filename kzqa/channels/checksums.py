@@ -6,7 +6,8 @@ device, inode, size and modification and change times (ns): loading an index che
 against its manifest without hashing hundreds of MB at each start, and a build's own digests
 serve the first load (renaming the index folder changes none of these). Writing to a file or
 replacing it changes its ctime or inode, which no user can set back, so an edited file is always
-hashed again.
+hashed again. ``already_verified(check)`` / ``mark_verified(check)`` keep, in the same cache, the
+checks that passed (named by the digests they depend on), so that they run once per content.
 """
 
 from __future__ import annotations
@@ -48,6 +49,33 @@ def _read_cache() -> dict[str, str]:
         return {}
 
 
+def _write_cache(cache: dict[str, str]) -> None:
+    if len(cache) > MAX_ENTRIES:
+        cache = dict(list(cache.items())[-MAX_ENTRIES // 2:])
+    try:
+        target = _cache_file()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(cache), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only home: check again next time
+
+
+def already_verified(check: str) -> bool:
+    """Was ``check`` (a name holding the digests it depends on) passed on this machine before?"""
+    with _lock:
+        return _read_cache().get(f"check|{check}") == "passed"
+
+
+def mark_verified(check: str) -> None:
+    """Remember that ``check`` passed (see :func:`already_verified`)."""
+    with _lock:
+        cache = _read_cache()
+        cache[f"check|{check}"] = "passed"
+        _write_cache(cache)
+
+
 def known_sha256(path: Path) -> str:
     """sha256 of ``path``, from the cache when the file has not changed since it was hashed.
     Raises OSError when the file cannot be read."""
@@ -60,14 +88,5 @@ def known_sha256(path: Path) -> str:
     with _lock:
         cache = _read_cache()
         cache[key] = digest
-        if len(cache) > MAX_ENTRIES:
-            cache = dict(list(cache.items())[-MAX_ENTRIES // 2:])
-        try:
-            target = _cache_file()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}")
-            tmp.write_text(json.dumps(cache), encoding="utf-8")
-            os.replace(tmp, target)
-        except OSError:
-            pass  # a read-only home: hash again next time
+        _write_cache(cache)
     return digest

@@ -76,8 +76,9 @@ class SentenceTransformerEncoder:
         try:
             self.model = SentenceTransformer(path)
         except Exception as exc:  # hub unreachable, bad path, broken weights …
+            reason = " ".join(str(exc).split())[:200]  # one line: the hub's message spans several
             raise ModelError(
-                f"cannot load embedding model '{name}': {type(exc).__name__}: {exc}. "
+                f"cannot load embedding model '{name}': {type(exc).__name__}: {reason}. "
                 "Give a local folder or a model id that is cached (HF_HUB_OFFLINE=1 is set)."
             ) from exc
         self.dim = int(self.model.get_embedding_dimension())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..channels.checksums import already_verified, mark_verified
 from ..channels.encoders import Encoder, ModelError, get_encoder
 from ..channels.lexical import CorpusStats, LexicalIndex
 from ..channels.onnxmodels import damaged_files, onnx_available, open_exported
@@ -270,6 +271,29 @@ def query_encoder(path: Path, entry: dict, rebuild: str) -> Encoder:
                            f"Rebuild with: {rebuild}") from exc
 
 
+def misplaced_passages(manifest: dict, store: "FileStore") -> list[str]:
+    """Ids of passages whose offsets lie outside their document or whose text is not
+    ``document.text[start:end]`` (empty when all hold). Checked once per content of
+    passages.jsonl and documents.jsonl on this machine (their digests name the check)."""
+    files = manifest["files"]
+    check = f"passage-offsets|{files.get('passages.jsonl')}|{files.get('documents.jsonl')}"
+    if already_verified(check):
+        return []
+    bad: list[str] = []
+    doc_id, text = None, ""
+    for i in range(store.size):
+        p = store.rows[i]
+        if p.doc_id != doc_id:
+            doc_id = p.doc_id
+            document = store.documents.get(doc_id)
+            text = document.text if document is not None else None
+        if text is None or not (0 <= p.start <= p.end <= len(text)) or text[p.start:p.end] != p.text:
+            bad.append(p.passage_id)
+    if not bad:
+        mark_verified(check)
+    return bad
+
+
 def open_index(path: str | Path | None = None, check: bool = True) -> tuple[FileStore, dict[str, Encoder]]:
     """Open an index folder as a store and load its models; refuse it if stale (``check``) or broken."""
     import faiss
@@ -303,6 +327,11 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[File
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise IndexProblem(f"index at {path} is corrupt ({type(exc).__name__}: {exc}). "
                            f"Rebuild with: {rebuild}") from exc
+    misplaced = misplaced_passages(manifest, store)
+    if misplaced:
+        raise IndexProblem(f"index at {path} is corrupt (passages whose offsets do not match their document: "
+                           f"{', '.join(misplaced[:3])}{f' and {len(misplaced) - 3} more' if len(misplaced) > 3 else ''})."
+                           f" Rebuild with: {rebuild}")
     counts = manifest["counts"]
     found = {"documents": len(store.documents), "passages": store.size, "sentences": store.sentence_count}
     wrong = [f"{k}: {found[k]} where the manifest says {counts[k]}" for k in found if found[k] != counts[k]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from pathlib import Path
 
 from ..channels.checksums import known_sha256
@@ -62,12 +63,28 @@ def rebuild_command(manifest: dict, index: Path) -> str:
         return obj.get(key) if isinstance(obj, dict) else None
 
     corpus = field(field(manifest, "corpus"), "path")
-    corpus = corpus if isinstance(corpus, str) and corpus else "corpus"
-    cmd = f"kzqa build --corpus {corpus} --index {index}"
+    corpus = corpus if isinstance(corpus, str) and corpus and corpus_path_problem(corpus) is None else "corpus"
+    args = ["kzqa", "build", "--corpus", corpus, "--index", str(index)]
     model = field(field(field(manifest, "channels"), DENSE), "model")
     if isinstance(model, str) and model and model != DEFAULT_MODEL:
-        cmd += f" --model {model}"
-    return cmd
+        args += ["--model", model]
+    return shlex.join(args)  # a folder with spaces or quotes pastes back as one argument
+
+
+# Folders no corpus is read from: a manifest naming one (or the root) is corrupt or hostile.
+_SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root/.ssh", "/run",
+                   "/sbin", "/sys", "/usr", "/var/lib", "/var/log")
+
+
+def corpus_path_problem(corpus_path: str) -> str | None:
+    """Why a manifest's corpus path is refused (None: it may be read): the root of a file
+    system, a system folder or anything inside one."""
+    resolved = Path(os.path.abspath(corpus_path))
+    if resolved == Path(resolved.anchor):
+        return f"its corpus path {corpus_path!r:.80} is the root of the file system"
+    if any(resolved == Path(f) or resolved.is_relative_to(f) for f in _SYSTEM_FOLDERS):
+        return f"its corpus path {corpus_path!r:.80} is a system folder"
+    return None
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -95,17 +112,38 @@ def read_manifest(path: Path) -> dict:
     manifest_file = path / "manifest.json"
     if not manifest_file.exists():
         raise IndexProblem(f"no index at {path} (manifest.json missing). "
-                           f"Build one with: kzqa build --index {path}")
+                           f"Build one with: {shlex.join(['kzqa', 'build', '--index', str(path)])}")
+    rebuild = shlex.join(["kzqa", "build", "--index", str(path)])
     try:
+        if manifest_file.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"{manifest_file.stat().st_size:,} bytes, more than a manifest ever needs "
+                             f"({MAX_MANIFEST_BYTES:,})")
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexProblem(f"index at {path} is corrupt (manifest.json: {exc}). "
-                           f"Rebuild with: kzqa build --index {path}") from exc
+        if _depth(manifest) > MAX_MANIFEST_DEPTH:
+            raise ValueError(f"nested more than {MAX_MANIFEST_DEPTH} levels deep")
+    except RecursionError:
+        raise IndexProblem(f"index at {path} is corrupt (manifest.json: nested too deeply to read). "
+                           f"Rebuild with: {rebuild}") from None
+    except (ValueError, UnicodeDecodeError, OSError) as exc:  # json.JSONDecodeError is a ValueError
+        raise IndexProblem(f"index at {path} is corrupt (manifest.json: {str(exc)[:200]}). "
+                           f"Rebuild with: {rebuild}") from exc
     problem = manifest_problem(manifest)
     if problem:
         rebuild = rebuild_command(manifest if isinstance(manifest, dict) else {}, path)
         raise IndexProblem(f"index at {path} is corrupt (manifest.json: {problem}). Rebuild with: {rebuild}")
     return manifest
+
+
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # a manifest lists one digest per corpus file: 64 MB is millions
+MAX_MANIFEST_DEPTH = 8  # the deepest real entry is channels → dense → query_model → files → name
+
+
+def _depth(value, limit: int = MAX_MANIFEST_DEPTH + 1) -> int:
+    """How deeply ``value`` nests lists and objects (counting stops past ``limit``)."""
+    if not isinstance(value, (dict, list)) or limit <= 0:
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(c, limit - 1) for c in children), default=0)
 
 
 def _safe_relative(name: object) -> bool:
@@ -122,6 +160,11 @@ def manifest_problem(manifest: object) -> str | None:
     corpus, channels = manifest.get("corpus"), manifest.get("channels")
     if not isinstance(corpus, dict) or not isinstance(corpus.get("path"), str) or not isinstance(corpus.get("files"), dict):
         return "no 'corpus' with its path and files"
+    path_problem = corpus_path_problem(corpus["path"])
+    if path_problem:
+        return path_problem
+    if not all(_safe_relative(f) and isinstance(d, str) for f, d in corpus["files"].items()):
+        return "its corpus files are not all paths inside the corpus folder"
     if not isinstance(channels, dict) or not channels:
         return "no 'channels'"
     for channel, entry in channels.items():
@@ -175,6 +218,9 @@ def damaged_index_files(path: Path, manifest: dict) -> list[str]:
     return damaged
 
 
+MAX_NAMED = 5  # files a message names before '… and N more'
+
+
 def corpus_changes(manifest: dict, corpus_dir: Path) -> list[str]:
     """What changed in the corpus folder since the build: 'added: x', 'removed: y', …"""
     before: dict = manifest["corpus"]["files"]
@@ -186,7 +232,8 @@ def corpus_changes(manifest: dict, corpus_dir: Path) -> list[str]:
         ("modified", sorted(n for n in set(now) & set(before) if now[n] != before[n])),
     ):
         if names:
-            changes.append(f"{label}: {', '.join(names)}")
+            more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
+            changes.append(f"{label}: {', '.join(names[:MAX_NAMED])}{more}")
     return changes
 
 
@@ -201,6 +248,9 @@ def check_fresh(manifest: dict, encoders: dict[str, Encoder], where: str, rebuil
     corpus_dir = Path(manifest["corpus"]["path"])
     if not corpus_dir.is_absolute() and corpus_base is not None:
         corpus_dir = corpus_base / corpus_dir
+    refused = corpus_path_problem(str(corpus_dir))
+    if refused:
+        raise IndexProblem(f"{where} is corrupt ({refused}). Rebuild with: {rebuild}")
     if corpus_dir.is_dir():
         changes += [f"corpus {c}" for c in corpus_changes(manifest, corpus_dir)]
     elif manifest.get("corpus", {}).get("path") and (where, str(corpus_dir)) not in _REPORTED_MISSING_CORPUS:

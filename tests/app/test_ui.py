@@ -185,3 +185,18 @@ def test_login_attempts_are_throttled_per_client(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_long_chat_keeps_the_last_20_turns_with_their_feedback_records():
+    from kzqa.app.ui import MAX_TURNS, bounded, new_session
+
+    history, session = [], new_session()
+    for turn in range(35):
+        history = history + [{"role": "user", "content": f"q{turn}"}, {"role": "assistant", "content": f"a{turn}"}]
+        session["queries"].append(f"q{turn}")
+        session["records"][len(history) - 1] = {"question": f"q{turn}"}
+        history, session = bounded(history, session)
+    assert len(history) == 2 * MAX_TURNS and history[0]["content"] == "q15" and history[-1]["content"] == "a34"
+    assert session["queries"] == [f"q{t}" for t in range(15, 35)]
+    assert all(history[i - 1]["content"] == r["question"] for i, r in session["records"].items())
+    assert sorted(session["records"]) == list(range(1, 2 * MAX_TURNS, 2))

@@ -193,7 +193,37 @@ FAULTS = {
     "manifest counts not numbers": _edit_manifest(_set("many", "counts", "documents")),
     "manifest points outside the index": _edit_manifest(_set("../../etc/hostname", "channels", "dense", "file")),
     "index folder emptied": lambda index: [_delete(p.name)(index) for p in list(index.iterdir())],
+    "passage offsets moved, manifest updated": lambda index: _tamper_passage(index, lambda p: {**p, "start": p["start"] + 7}),
+    "passage offsets past the document, manifest updated": lambda index: _tamper_passage(
+        index, lambda p: {**p, "end": p["end"] + 10_000_000}),
+    "passage text changed, manifest updated": lambda index: _tamper_passage(
+        index, lambda p: {**p, "text": p["text"].replace("the", "a", 1)}),
+    "manifest's corpus is the root": _edit_manifest(_set("/", "corpus", "path")),
+    "manifest's corpus is /etc": _edit_manifest(_set("/etc", "corpus", "path")),
+    "manifest's corpus files leave the corpus": _edit_manifest(
+        lambda m: {**m, "corpus": {**m["corpus"], "files": {"../../etc/passwd": "0" * 64}}}),
+    "manifest 100,000 levels deep": lambda index: _replace(index / "manifest.json", b"[" * 100_000 + b"]" * 100_000),
+    "manifest 70 MB": lambda index: _oversized(index / "manifest.json"),
 }
+
+
+def _tamper_passage(index: Path, change) -> None:
+    """Edit the first passage and record the edited file's digest in the manifest, as someone
+    who knows the format would."""
+    from kzqa.channels.checksums import file_sha256
+
+    lines = _lines(index / "passages.jsonl")
+    lines[0] = json.dumps(change(json.loads(lines[0])), ensure_ascii=False) + "\n"
+    _replace(index / "passages.jsonl", "".join(lines).encode("utf-8"))
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["passages.jsonl"] = file_sha256(index / "passages.jsonl")
+    _replace(index / "manifest.json", json.dumps(manifest).encode())
+
+
+def _oversized(path: Path) -> None:
+    path.unlink()
+    with open(path, "wb") as f:
+        f.truncate(70 * 1024 * 1024)  # sparse: no 70 MB are written
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +240,7 @@ def test_a_damaged_index_is_refused_with_the_rebuild_command(fault, tmp_path):
     message = str(info.value)
     assert str(index) in message
     assert "kzqa build" in message, message
+    assert len(message) < 800 and "\n" not in message, message  # one line, a few files at most
 
 
 def test_the_copy_used_by_the_fault_table_loads_and_answers_like_the_original(tmp_path, intact_answer):
@@ -299,3 +330,14 @@ def test_a_lock_left_by_a_killed_build_is_cleared(tmp_path):
     assert (tmp_path / ".embeddings.lock").exists()  # the file stays; its lock died with the process
     with BuildLock(target) as lock:
         assert f"pid {os.getpid()}" in lock.path.read_text()
+
+
+def test_rebuild_commands_are_shell_quoted(tmp_path):
+    import shlex
+
+    from kzqa.stores.manifest import rebuild_command
+
+    index = tmp_path / "my index; rm -rf ~"
+    manifest = {"corpus": {"path": "my corpus"}, "channels": {"dense": {"model": "some model"}}}
+    assert shlex.split(rebuild_command(manifest, index)) == [
+        "kzqa", "build", "--corpus", "my corpus", "--index", str(index), "--model", "some model"]
