@@ -7,8 +7,10 @@ the wrong type or out of range), 130 interrupted."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -135,11 +137,20 @@ def build(
     db = _db(db, db_file)
     import kzqa
 
+    # past `ulimit -f` a write fails with EFBIG (reported below) instead of the signal killing us
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         summary = kzqa.build(corpus, index, model=model, progress=not as_json, index_type=index_type, db=db,
                              multilingual_model=None if multilingual_model.lower() == "none" else multilingual_model)
+    except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            _fail("a file of the index would pass this shell's file-size limit (ulimit -f); the previous index "
+                  "is unchanged: raise the limit, e.g. ulimit -f unlimited")
+        _fail(str(exc))
     except _expected_errors() as exc:
         _fail(str(exc))
+    except MemoryError:
+        _fail("the build ran out of memory; the previous index is unchanged (ulimit -v, or a smaller corpus)")
     except KeyboardInterrupt:
         _fail("build interrupted; the previous index is unchanged")
     data = summary.to_dict()

@@ -346,7 +346,7 @@ def clean_blocks(blocks: list[Block], title: str | None, author: str | None = No
         key = text.casefold()
         if not text or key == title_key or any(p.search(text) for p in _FURNITURE):
             continue
-        if "newsletter" in key and "subscribe" in key:
+        if "newsletter" in key and "subscribe" in key and len(text) < 400:  # a blurb, not an article
             continue
         if len(text) < 120:
             if key in seen_short:

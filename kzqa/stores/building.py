@@ -74,6 +74,7 @@ def prepare(corpus: str | Path, model: str | None, multilingual_model: str | Non
             previous: "PreviousIndex | None" = None, progress: bool = False) -> Prepared:
     """Read ``corpus``, load the models and split the documents (reusing ``previous``'s passages
     of unchanged documents). Raises IndexProblem when no document is readable."""
+    check_limits()
     corpus_dir = Path(corpus)
     params = params or ChunkParams()
     read = read_corpus(corpus_dir)
@@ -89,6 +90,28 @@ def prepare(corpus: str | Path, model: str | None, multilingual_model: str | Non
     reuse = reusable_passages(previous, read.documents, params, dense.fingerprint())
     passages, cut = split_documents(read.documents, dense.count_tokens_many, params, reuse, progress)
     return Prepared(corpus_dir, read, encoders, params, passages, cut, len(reuse))
+
+
+MIN_ADDRESS_SPACE = 4 * 2**30  # a build with both models fails below about 3 GB here (measured with ulimit -v)
+MIN_FILE_SIZE = 256 * 2**20  # the largest file of a small index is a few MB; a model export, ~100 MB
+
+
+def check_limits() -> None:
+    """IndexProblem, naming the limit, when this process may not map or write enough for a build
+    (``ulimit -v`` / ``ulimit -f``): refused up front rather than dying in a native library."""
+    import resource
+
+    def described(limit: int) -> str:
+        return f"{limit / 2**30:.1f} GB" if limit >= 2**30 else f"{limit / 2**20:.0f} MB"
+
+    address, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if address != resource.RLIM_INFINITY and address < MIN_ADDRESS_SPACE:
+        raise IndexProblem(f"a build needs at least {described(MIN_ADDRESS_SPACE)} of address space, and this process "
+                           f"is limited to {described(address)} (ulimit -v): raise the limit, e.g. ulimit -v unlimited")
+    size, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if size != resource.RLIM_INFINITY and size < MIN_FILE_SIZE:
+        raise IndexProblem(f"a build writes files of up to {described(MIN_FILE_SIZE)}, and this process may write "
+                           f"files of at most {described(size)} (ulimit -f): raise the limit, e.g. ulimit -f unlimited")
 
 
 def after_reading(corpus_dir: Path) -> None:

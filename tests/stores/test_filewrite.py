@@ -200,3 +200,21 @@ def test_files_changed_added_or_removed_mid_build_are_never_served_as_fresh(corp
     passages = [json.loads(line) for line in (tmp_path / "index" / "passages.jsonl").read_text().splitlines()]
     assert not any("added mid-build" in p["text"] for p in passages)
     assert any(p["doc_id"] == "doomed" for p in passages)
+
+
+@pytest.mark.parametrize("limit, value, names", [
+    ("RLIMIT_AS", 1_500_000 * 1024, "ulimit -v"),     # the probe's `ulimit -v 1500000`: a segfault before
+    ("RLIMIT_FSIZE", 1024 * 1024, "ulimit -f"),
+])
+def test_a_build_under_a_resource_limit_says_which_in_one_line(limit, value, names, tmp_path):
+    import resource
+
+    def limited():
+        resource.setrlimit(getattr(resource, limit), (value, value))
+
+    done = subprocess.run([sys.executable, "-m", "kzqa", "build", "--corpus", str(CORPUS), "--index",
+                           str(tmp_path / "index")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          preexec_fn=limited)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and names in done.stderr
+    assert not (tmp_path / "index").exists()
