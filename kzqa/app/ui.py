@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -339,7 +340,8 @@ def launch(index: str | Path | None = None, host: str = "127.0.0.1", port: int =
         engine = engine.get()  # raises IndexProblem & co. while the command can still report them
     demo = build_app(engine, open_feedback(feedback_db or db))
     temp = temp or private_temp_folder()  # Gradio's temporary files: removed when the server stops
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill PID` stops it like Ctrl+C: cleanly
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill PID` stops it like Ctrl+C: cleanly
     try:
         demo.queue(default_concurrency_limit=4, max_size=64).launch(
             server_name=host, server_port=port, share=share, auth=credentials, css=CSS, head=HEAD,
