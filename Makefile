@@ -30,11 +30,18 @@ install: $(STAMP)
 run: install
 	$(PYTHON) app.py
 
-# Debian's Chromium for the browser tests (never `playwright install`).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
-	  else sudo apt-get update && sudo apt-get install -y chromium; fi; }
+# Debian's Chromium and a Chinese font for the browser tests (never `playwright install`), and
+# axe-core from npm for the accessibility checks (in .cache/axe, not committed).
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+browser: $(AXE)
+	@{ command -v chromium >/dev/null 2>&1 && dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium fonts-wqy-zenhei; \
+	  else sudo apt-get update && sudo apt-get install -y chromium fonts-wqy-zenhei; fi; }
+
+$(AXE):
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y npm; else sudo apt-get install -y npm; fi; }
+	npm install --prefix .cache/axe --no-save --no-audit --no-fund axe-core@4
 
 test: install browser
 	$(PYTHON) -m pytest -q

@@ -42,15 +42,26 @@ log = logging.getLogger("kzqa.ui")
 CSS = """
 .kzqa-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px;
              margin: 0 0 10px 0; scroll-margin-top: 12px; }
-.kzqa-card.kzqa-flash { outline: 3px solid var(--color-accent); }
+.kzqa-card.kzqa-flash, .kzqa-card:focus { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 .kzqa-card-head { font-weight: 600; }
-.kzqa-meta { font-size: 0.85em; opacity: 0.8; margin: 2px 0 6px 0; }
+.kzqa-meta { font-size: 0.85em; color: #4b5563; margin: 2px 0 6px 0; }
+.kzqa-meta a { color: #1d4ed8; text-decoration: underline; }
+.dark .kzqa-meta { color: #d1d5db; }
+.dark .kzqa-meta a { color: #93c5fd; }
 .kzqa-passage { white-space: pre-wrap; margin: 0; }
 .kzqa-passage mark { background: #ffe58a; color: #111; padding: 0 1px; }
 .kzqa-passage mark strong { text-decoration: underline; }
+/* WCAG AA contrast (4.5:1) for the primary button and the footer links; a visible focus ring */
+#kzqa-send { background: #1d4ed8 !important; border-color: #1d4ed8 !important; color: #fff !important; }
+#kzqa-send:hover { background: #1e40af !important; }
+footer a, footer button, .show-api { color: #374151 !important; opacity: 1 !important; }
+.dark footer a, .dark footer button, .dark .show-api { color: #e5e7eb !important; }
+a:focus-visible, button:focus-visible, input:focus-visible, textarea:focus-visible, [tabindex]:focus-visible {
+  outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }
 """
-# A click on a citation marker in the chat scrolls its card into view (capture phase, before
-# Gradio's own link handling).
+# A click (or Enter) on a citation marker in the chat scrolls its card into view and moves the
+# focus there (capture phase, before Gradio's own link handling). Markers get names that say
+# where they go, and the sources panel is announced when it changes (aria-live).
 HEAD = """<script>
 document.addEventListener('click', function (event) {
   const link = event.target.closest && event.target.closest('a[href*="#kzqa-card-"]');
@@ -58,9 +69,23 @@ document.addEventListener('click', function (event) {
   const card = document.getElementById(link.getAttribute('href').split('#')[1]);
   if (!card) return;
   event.preventDefault(); event.stopPropagation();
+  card.setAttribute('tabindex', '-1');
   card.scrollIntoView({behavior: 'smooth', block: 'center'});
+  card.focus({preventScroll: true});
   card.classList.add('kzqa-flash'); setTimeout(() => card.classList.remove('kzqa-flash'), 1500);
 }, true);
+function kzqaLabel() {
+  document.querySelectorAll('#kzqa-chat a[href*="#kzqa-card-"]:not([aria-label])').forEach(function (a) {
+    const n = a.getAttribute('href').split('kzqa-card-')[1];
+    a.setAttribute('aria-label', 'Source ' + n + ': open its passage in the Sources panel');
+  });
+  const panel = document.getElementById('kzqa-sources');
+  if (panel && !panel.hasAttribute('aria-live')) {
+    panel.setAttribute('aria-live', 'polite'); panel.setAttribute('role', 'region');
+    panel.setAttribute('aria-label', 'Sources of the latest answer');
+  }
+}
+new MutationObserver(kzqaLabel).observe(document.documentElement, {childList: true, subtree: true});
 </script>"""
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")
@@ -149,7 +174,9 @@ def render_sources(answer: Answer | None) -> str:
         meta = [html.escape(h.section)]
         meta += [html.escape(x) for x in (h.publisher, h.date) if x]
         if h.url and h.url.startswith(("https://", "http://")):
-            meta.append(f'<a href="{html.escape(h.url, quote=True)}" target="_blank" rel="noopener noreferrer">source</a>')
+            meta.append(f'<a href="{html.escape(h.url, quote=True)}" target="_blank" rel="noopener noreferrer" '
+                        f'aria-label="original page of {html.escape(h.title, quote=True)} (opens a new tab)">'
+                        'original page<span aria-hidden="true"> ↗</span></a>')
         meta.append(f"score {h.score:.4f}")
         label = f"[{n}] " if answer.citations else ""
         cards.append(
@@ -278,7 +305,7 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
 
     with gr.Blocks(title="kzqa — Kazakhstan–China relations") as demo:
         session = gr.State(new_session())
-        gr.Markdown("## kzqa — questions on Kazakhstan–China relations, answered from the documents\n"
+        gr.Markdown("# kzqa — questions on Kazakhstan–China relations, answered from the documents\n"
                     "Every sentence of an answer is quoted from a source; click a marker like [1] to see "
                     "its passage. Ask in English, Russian, Kazakh or Chinese.")
         with gr.Row():
@@ -289,7 +316,7 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
                                  placeholder="Ask about Kazakhstan–China relations…", max_length=20000)
                 with gr.Row():
                     send = gr.Button("Ask", variant="primary", elem_id="kzqa-send")
-                    clear_btn = gr.Button("Clear", elem_id="kzqa-clear")
+                    clear_btn = gr.Button("New chat", elem_id="kzqa-new-chat")
                 gr.Examples(EXAMPLES, inputs=box, label="Examples")
             with gr.Column(scale=2):
                 sources = gr.HTML(render_sources(None), elem_id="kzqa-sources")
@@ -303,6 +330,8 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
         box.submit(respond, inputs, outputs, api_visibility="private", concurrency_limit=4)
         send.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=4)
         clear_btn.click(clear, None, [chat, box, sources, session], api_visibility="private")
+        # the chat's own trash icon starts afresh too: no sources and no follow-up context left behind
+        chat.clear(clear, None, [chat, box, sources, session], api_visibility="private")
         chat.like(on_like, [session], None, api_visibility="private")
         gr.api(api_ask, api_name="ask", queue=False)  # one HTTP request per call: no queue, no event stream
         gr.api(api_search, api_name="search", queue=False)

@@ -148,3 +148,60 @@ def test_direct_answer_confidence_and_missing_part(page):
     reply = ask(page, "When was Bilash put under house arrest, and how much was he fined?", 0)
     assert "The documents give when it happened, but not the number or amount asked for." in reply
     assert "confidence" not in reply.lower()
+
+
+AXE = os.path.join(os.path.dirname(__file__), "..", "..", ".cache", "axe", "node_modules", "axe-core", "axe.min.js")
+STATES = {  # state → (question, viewport)
+    "start": (None, (1366, 900)),
+    "answered": ("How tall is the Bayterek tower?", (1366, 900)),
+    "partial": ("How much did CNPC pay to acquire PetroKazakhstan in 2005?", (1366, 900)),
+    "not covered": ("What is the capital of Peru?", (1366, 900)),
+    "phone": ("How tall is the Bayterek tower?", (390, 844)),
+}
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_axe_finds_no_serious_or_critical_violations(browser, running_app, state):
+    """axe-core (npm, installed by `make browser`) on the page in five states."""
+    assert os.path.exists(AXE), "axe-core is missing: `make browser` installs it (npm install axe-core)"
+    question, (width, height) = STATES[state]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    try:
+        page.goto(running_app)
+        page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
+        if question:
+            ask(page, question, 0)
+            page.wait_for_timeout(500)
+        page.add_script_tag(path=AXE)
+        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+        page.screenshot(path=str(ARTIFACTS / f"axe-{state.replace(' ', '-')}.png"), full_page=state == "phone")
+    finally:
+        context.close()
+    grave = [(v["id"], v["impact"], [n["html"][:80] for n in v["nodes"]][:3]) for v in result["violations"]
+             if v["impact"] in ("serious", "critical")]
+    assert grave == [], grave
+    assert not any(v["id"] == "page-has-heading-one" for v in result["violations"])
+
+
+def test_a_marker_moves_the_focus_to_its_card_and_says_where_it_goes(page):
+    ask(page, "How tall is the Bayterek tower?", 0)
+    marker = page.locator('#kzqa-chat a[href*="#kzqa-card-1"]').first
+    assert "Source 1" in (marker.get_attribute("aria-label") or "")
+    marker.click()
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'kzqa-card-1'")
+    assert page.get_attribute("#kzqa-sources", "aria-live") == "polite"
+
+
+@pytest.mark.parametrize("how", ["new chat", "trash"])
+def test_starting_afresh_clears_the_sources_and_the_follow_up_context(page, how):
+    ask(page, "When was Serikzhan Bilash detained?", 0)
+    if how == "new chat":
+        page.click("#kzqa-new-chat")
+    else:
+        page.locator("#kzqa-chat button[aria-label*='lear' i], #kzqa-chat button[title*='lear' i]").first.click()
+    page.wait_for_function("""() => !document.querySelector('#kzqa-chat [data-testid="bot"]') &&
+        document.querySelector('#kzqa-sources').innerText.includes('Sources of the latest answer appear here')""",
+                           timeout=30_000)
+    reply = ask(page, "Why was he detained?", 0)
+    assert "Searched for:" not in reply  # no earlier topic carried into the new conversation
