@@ -119,11 +119,31 @@ def first_quote(answer: Answer) -> str:
     return f"{as_text(sentence[:a])}**{as_text(sentence[a:b])}**{as_text(sentence[b:])}"
 
 
-def render_reply(answer: Answer, question: str, resolved: str) -> str:
+SCORE_HELP = ("How well the passage matched the question in this search mode. Scores compare the passages of "
+              "one answer only: each mode has its own scale (hybrid fuses the channels' ranks, lexical is BM25).")
+
+# Said under an answer to a question in another language than the documents' English.
+ENGLISH_QUOTES = {
+    "ru": "Ответ приведён цитатами из англоязычных источников.",
+    "kk": "Жауап ағылшын тіліндегі дереккөздерден алынған дәйексөздермен берілген.",
+    "zh": "答案引用的是英文资料原文。",
+}
+
+
+def searched_where(mode: str, documents: list[str]) -> str:
+    """What a declined question was searched in: 'all documents (hybrid search)', or the titles
+    of the documents the filter kept and the mode."""
+    where = ("only " + "; ".join(f"“{t}”" for t in documents)) if documents else "all documents"
+    return f"Searched: {where} ({mode} search)."
+
+
+def render_reply(answer: Answer, question: str, resolved: str, documents: list[str] | None = None) -> str:
     """The assistant message: searched-for line, notice, then by ``answer.status`` the direct
     answer in bold and the quoted sentences with markers and the confidence level ('answered'),
     the partial reply naming what is missing with the closest quotes set apart as context
-    ('partial'), or the not-covered reply."""
+    ('partial'), or the not-covered reply; a declined reply says what was searched (the
+    ``documents`` a filter kept, the mode), and a reply to a ru/zh/kk question says, in its
+    language, that the quotes are English."""
     lines = []
     if resolved != question:
         lines.append(f"*Searched for:* {as_text(resolved)}")
@@ -141,6 +161,10 @@ def render_reply(answer: Answer, question: str, resolved: str) -> str:
         lines += [f"> {as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes]
     else:
         lines.append(as_text(answer.text))
+    if answer.status != ANSWERED:
+        lines.append(f"*{as_text(searched_where(answer.mode, documents or []))}*")
+    if answer.lang in ENGLISH_QUOTES and answer.quotes:
+        lines.append(f"*{as_text(ENGLISH_QUOTES[answer.lang])}*")
     return "\n\n".join(lines)
 
 
@@ -177,7 +201,7 @@ def render_sources(answer: Answer | None) -> str:
             meta.append(f'<a href="{html.escape(h.url, quote=True)}" target="_blank" rel="noopener noreferrer" '
                         f'aria-label="original page of {html.escape(h.title, quote=True)} (opens a new tab)">'
                         'original page<span aria-hidden="true"> ↗</span></a>')
-        meta.append(f"score {h.score:.4f}")
+        meta.append(f'<span title="{SCORE_HELP}">rank {h.rank} · score {h.score:.4f}</span>')
         label = f"[{n}] " if answer.citations else ""
         cards.append(
             f'<div class="kzqa-card" id="kzqa-card-{n}" data-passage-id="{html.escape(h.passage_id)}">'
@@ -269,7 +293,8 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
             yield history + [{"role": "assistant", "content": as_text(INTERNAL_ERROR)}], "", gr.skip(), session
             return
         session["queries"].append(answer.question)
-        history.append({"role": "assistant", "content": render_reply(answer, question, resolved)})
+        kept = [engine.documents[d].title for d in (doc_ids or []) if d in engine.documents]
+        history.append({"role": "assistant", "content": render_reply(answer, question, resolved, kept)})
         session["records"][len(history) - 1] = {
             "question": question, "resolved_query": answer.question, "answer": answer.text,
             "passage_ids": [h.passage_id for h in answer.citations or answer.related],

@@ -28,7 +28,7 @@ from .question import Analysis, Part, about_someone_else, coverage, offers
 from .retrieve import Hit
 
 NOT_COVERED = ("The documents do not cover this question. "
-               "The closest passages are listed below as possibly related.")
+               "The closest passages are shown as possibly related.")
 ANSWERED, PARTIAL, NOT_COVERED_STATUS = "answered", "partial", "not_covered"
 STATUSES = (ANSWERED, PARTIAL, NOT_COVERED_STATUS)
 CONTEXT_LABEL = "Closest passages, as context only (not an answer):"

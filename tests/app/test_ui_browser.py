@@ -205,3 +205,18 @@ def test_starting_afresh_clears_the_sources_and_the_follow_up_context(page, how)
                            timeout=30_000)
     reply = ask(page, "Why was he detained?", 0)
     assert "Searched for:" not in reply  # no earlier topic carried into the new conversation
+
+
+def test_a_russian_question_is_told_in_russian_that_the_quotes_are_english(page):
+    reply = ask(page, "Какова высота башни Байтерек?", 0)
+    assert "97" in reply and "Ответ приведён цитатами из англоязычных источников" in reply
+
+
+def test_a_declined_question_says_what_was_searched_with_the_filter(page):
+    page.get_by_text("Settings").click()
+    page.get_by_label("A Dilemma: Chinese Influence in Kazakhstan and East Turkestan").check()
+    # the other document's figure: with the filter on, the documents searched do not give it
+    reply = ask(page, "What was the trade turnover between China and Kazakhstan in 2019?", 0)
+    assert "Searched: only “A Dilemma: Chinese Influence in Kazakhstan and East Turkestan” (hybrid search)" in reply
+    score = page.locator("#kzqa-sources .kzqa-meta span[title]").first
+    assert score.inner_text().startswith("rank 1") and "scale" in score.get_attribute("title")
