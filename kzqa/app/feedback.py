@@ -5,7 +5,8 @@ else ``$KZQA_DATABASE_URL``) → the table ``kzqa.feedback`` in that database, s
 replica; otherwise the SQLite file ``$KZQA_FEEDBACK_DB``, else
 ``~/.local/share/kzqa/feedback.sqlite3`` (outside the repository). Every record holds the
 question, the resolved query, the answer, the cited passage ids, the mode, the vote and the time
-(UTC, ISO 8601).
+(UTC, ISO 8601). A vote given with an ``answer_id`` (the chat gives each answer one) replaces the
+earlier vote on that answer: 👍 → 👎 → 👍 leaves one 'up'.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS feedback (
     answer TEXT NOT NULL,
     passage_ids TEXT NOT NULL,
     mode TEXT NOT NULL,
-    abstained INTEGER NOT NULL
+    abstained INTEGER NOT NULL,
+    answer_id TEXT
 )"""
+_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id)"
 
 
 FEEDBACK_URL_ENV = "KZQA_FEEDBACK_URL"
@@ -49,7 +52,7 @@ def default_path() -> Path:
 
 
 class FeedbackStore:
-    """Append-only feedback table; safe to call from the app's worker threads."""
+    """The feedback table in SQLite; safe to call from the app's worker threads."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_path()
@@ -57,19 +60,27 @@ class FeedbackStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute(_SCHEMA)
+            if "answer_id" not in {row[1] for row in db.execute("PRAGMA table_info(feedback)")}:
+                db.execute("ALTER TABLE feedback ADD COLUMN answer_id TEXT")  # a file from before votes were replaced
+            db.execute(_INDEX)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
 
     def record(self, *, vote: str, question: str, resolved_query: str, answer: str,
-               passage_ids: list[str], mode: str, abstained: bool) -> int:
-        """Store one vote ('up' or 'down'); returns its row id."""
+               passage_ids: list[str], mode: str, abstained: bool, answer_id: str | None = None) -> int:
+        """Store one vote ('up' or 'down'), replacing an earlier vote with the same ``answer_id``;
+        returns its row id."""
         _check_vote(vote)
         with self._lock, self._connect() as db:
-            cur = db.execute(
-                f"INSERT INTO feedback ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (_now(), vote, question, resolved_query, answer, json.dumps(passage_ids), mode, int(abstained)))
-            return int(cur.lastrowid)
+            db.execute(
+                f"INSERT INTO feedback ({', '.join(_COLUMNS)}, answer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (answer_id) DO UPDATE SET vote = excluded.vote, time = excluded.time",
+                (_now(), vote, question, resolved_query, answer, json.dumps(passage_ids), mode, int(abstained),
+                 answer_id))
+            if answer_id is None:
+                return int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+            return int(db.execute("SELECT id FROM feedback WHERE answer_id = ?", (answer_id,)).fetchone()[0])
 
     def rows(self) -> list[dict]:
         with self._connect() as db:
@@ -102,6 +113,8 @@ _PG_SCHEMA = """CREATE TABLE IF NOT EXISTS kzqa.feedback (
     mode text NOT NULL,
     abstained boolean NOT NULL
 )"""
+_PG_MIGRATE = ("ALTER TABLE kzqa.feedback ADD COLUMN IF NOT EXISTS answer_id text",
+               "CREATE UNIQUE INDEX IF NOT EXISTS feedback_answer ON kzqa.feedback (answer_id)")
 
 
 class PgFeedbackStore:
@@ -117,10 +130,13 @@ class PgFeedbackStore:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x6B7A7166,))  # one creator at a time
             conn.execute("CREATE SCHEMA IF NOT EXISTS kzqa")
             conn.execute(_PG_SCHEMA)
+            for statement in _PG_MIGRATE:
+                conn.execute(statement)
 
     def record(self, *, vote: str, question: str, resolved_query: str, answer: str,
-               passage_ids: list[str], mode: str, abstained: bool) -> int:
-        """Store one vote ('up' or 'down'); returns its row id."""
+               passage_ids: list[str], mode: str, abstained: bool, answer_id: str | None = None) -> int:
+        """Store one vote ('up' or 'down'), replacing an earlier vote with the same ``answer_id``;
+        returns its row id."""
         import psycopg
         from psycopg.types.json import Jsonb
 
@@ -130,16 +146,18 @@ class PgFeedbackStore:
         try:
             with self._connect() as conn:
                 return int(conn.execute(
-                    f"INSERT INTO kzqa.feedback ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                    "RETURNING id", (_now(), vote, question, resolved_query, answer, Jsonb(passage_ids), mode,
-                                     bool(abstained))).fetchone()[0])
+                    f"INSERT INTO kzqa.feedback ({', '.join(_COLUMNS)}, answer_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (answer_id) DO UPDATE "
+                    "SET vote = excluded.vote, time = excluded.time RETURNING id",
+                    (_now(), vote, question, resolved_query, answer, Jsonb(passage_ids), mode, bool(abstained),
+                     answer_id)).fetchone()[0])
         except psycopg.Error as exc:  # e.g. a read-only replica
             raise IndexProblem(f"the vote could not be stored in {redact(self.url)}: "
                                f"{str(exc).strip().splitlines()[0]}") from exc
 
     def rows(self) -> list[dict]:
         with self._connect() as conn:
-            cur = conn.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM kzqa.feedback ORDER BY id")
+            cur = conn.execute(f"SELECT id, {', '.join(_COLUMNS)}, answer_id FROM kzqa.feedback ORDER BY id")
             names = [c.name for c in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 

@@ -13,6 +13,7 @@ import shutil
 import signal
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -298,7 +299,8 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
         session["records"][len(history) - 1] = {
             "question": question, "resolved_query": answer.question, "answer": answer.text,
             "passage_ids": [h.passage_id for h in answer.citations or answer.related],
-            "mode": answer.mode, "abstained": answer.abstained}  # status is in the answer text
+            "mode": answer.mode, "abstained": answer.abstained,  # status is in the answer text
+            "answer_id": uuid.uuid4().hex}  # a later vote on this answer replaces the earlier one
         history, session = bounded(history, session)
         yield history, "", render_sources(answer), session
 

@@ -124,6 +124,14 @@ def test_thumbs_up_is_stored_with_the_answer(page, feedback_db):
     row = rows[-1]
     assert row["vote"] == "up" and row["question"] == "Who founded Atajurt Eriktileri?"
     assert row["passage_ids"] and "[1]" in row["answer"] and row["mode"] == "hybrid"
+    for label, vote in (("Dislike", "down"), ("Like", "up")):  # changing one's mind replaces the vote
+        page.locator(f'#kzqa-chat button[aria-label="{label}"]').last.click()
+        for _ in range(40):  # the vote reaches the store within a few seconds
+            rows = FeedbackStore(feedback_db).rows()
+            if rows[-1]["vote"] == vote:
+                break
+            page.wait_for_timeout(250)
+        assert len(rows) == before + 1 and rows[-1]["vote"] == vote, [r["vote"] for r in rows[before:]]
 
 
 def test_empty_question_gets_a_hint(page):

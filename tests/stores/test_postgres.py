@@ -335,3 +335,14 @@ def test_clients_never_see_the_database_when_it_stops_answering(pg_server, pg_sh
         proc.wait(timeout=20)
     server_log = log.read_text()
     assert "could not answer" in server_log and _password(admin) not in server_log
+
+
+def test_a_new_vote_on_the_same_answer_replaces_the_earlier_one_in_postgres(new_database):
+    from kzqa.app.feedback import PgFeedbackStore
+
+    store = PgFeedbackStore(new_database(vector=False))
+    record = dict(question="Q?", resolved_query="Q?", answer="A", passage_ids=["p"], mode="hybrid", abstained=False)
+    first = store.record(vote="up", answer_id="a1", **record)
+    assert store.record(vote="down", answer_id="a1", **record) == first
+    store.record(vote="up", **record)
+    assert [(r["answer_id"], r["vote"]) for r in store.rows()] == [("a1", "down"), (None, "up")]
