@@ -226,6 +226,24 @@ def new_session() -> dict:
     return {"queries": [], "records": {}}
 
 
+def stored(history: list, session: dict, sources: str) -> dict:
+    """What the browser keeps of the conversation: its messages, its follow-up context and
+    feedback records, and the sources panel."""
+    records = {str(i): r for i, r in (session or {}).get("records", {}).items()}  # JSON keys are strings
+    return {"history": history, "session": {**(session or new_session()), "records": records}, "sources": sources}
+
+
+def restored(saved) -> tuple:
+    """The conversation kept by :func:`stored` (the records' keys back to numbers), or nothing
+    to change when the browser keeps none."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("history"), list):
+        return gr.skip(), gr.skip(), gr.skip()
+    session = saved.get("session") if isinstance(saved.get("session"), dict) else {}
+    records = {int(i): r for i, r in (session.get("records") or {}).items() if str(i).isdigit()}
+    session = {"queries": [q for q in session.get("queries") or [] if isinstance(q, str)], "records": records}
+    return saved["history"], session, saved.get("sources") or render_sources(None)
+
+
 def bounded(history: list, session: dict, max_turns: int = MAX_TURNS) -> tuple[list, dict]:
     """The chat and its session cut to the last ``max_turns`` turns, so that each turn costs the
     same however long the conversation: the oldest messages go, the feedback records of the
@@ -332,6 +350,8 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
 
     with gr.Blocks(title="kzqa — Kazakhstan–China relations") as demo:
         session = gr.State(new_session())
+        # this browser's conversation (encrypted in its local storage): it survives a reload
+        saved = gr.BrowserState(None, storage_key="kzqa-conversation")
         gr.Markdown("# kzqa — questions on Kazakhstan–China relations, answered from the documents\n"
                     "Every sentence of an answer is quoted from a source; click a marker like [1] to see "
                     "its passage. Ask in English, Russian, Kazakh or Chinese.")
@@ -354,11 +374,14 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
                                             label="Only these documents (none = all)")
         inputs = [box, chat, session, k, mode, docs]
         outputs = [chat, box, sources, session]
-        box.submit(respond, inputs, outputs, api_visibility="private", concurrency_limit=4)
-        send.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=4)
-        clear_btn.click(clear, None, [chat, box, sources, session], api_visibility="private")
-        # the chat's own trash icon starts afresh too: no sources and no follow-up context left behind
-        chat.clear(clear, None, [chat, box, sources, session], api_visibility="private")
+        kept = [chat, session, sources]
+        for event in (box.submit(respond, inputs, outputs, api_visibility="private", concurrency_limit=4),
+                      send.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=4),
+                      clear_btn.click(clear, None, [chat, box, sources, session], api_visibility="private"),
+                      # the chat's own trash icon starts afresh too: no sources, no follow-up context
+                      chat.clear(clear, None, [chat, box, sources, session], api_visibility="private")):
+            event.then(stored, kept, saved, api_visibility="private")
+        demo.load(restored, saved, kept, api_visibility="private")
         chat.like(on_like, [session], None, api_visibility="private")
         gr.api(api_ask, api_name="ask", queue=False)  # one HTTP request per call: no queue, no event stream
         gr.api(api_search, api_name="search", queue=False)

@@ -151,8 +151,8 @@ def test_direct_answer_confidence_and_missing_part(page):
     assert bot.locator("strong").count() >= 2  # the line on top and inside the quoted sentence
     assert re.search(r"(High|Medium|Low) confidence", reply)
     assert page.locator("#kzqa-card-1 mark strong").inner_text() == "97 meters"
-    page.reload()  # a new conversation: the next question is no follow-up of the first
-    page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
+    page.click("#kzqa-new-chat")  # a new conversation: the next question is no follow-up of the first
+    page.wait_for_function("""() => !document.querySelector('#kzqa-chat [data-testid="bot"]')""")
     reply = ask(page, "When was Bilash put under house arrest, and how much was he fined?", 0)
     assert "The documents give when it happened, but not the number or amount asked for." in reply
     assert "confidence" not in reply.lower()
@@ -228,3 +228,32 @@ def test_a_declined_question_says_what_was_searched_with_the_filter(page):
     assert "Searched: only “A Dilemma: Chinese Influence in Kazakhstan and East Turkestan” (hybrid search)" in reply
     score = page.locator("#kzqa-sources .kzqa-meta span[title]").first
     assert score.inner_text().startswith("rank 1") and "scale" in score.get_attribute("title")
+
+
+def _saved(page) -> str | None:
+    return page.evaluate("() => localStorage.getItem('kzqa-conversation')")
+
+
+def _wait_until_saved_again(page, before: str | None) -> None:
+    page.wait_for_function("(before) => localStorage.getItem('kzqa-conversation') !== before", arg=before,
+                           timeout=30_000)
+
+
+def test_a_reload_keeps_the_conversation_and_new_chat_clears_it(page):
+    before = _saved(page)
+    ask(page, "Who founded Atajurt Eriktileri?", 0)
+    _wait_until_saved_again(page, before)  # the browser keeps the conversation once the answer is in
+    page.reload()
+    page.wait_for_function("""() => document.querySelectorAll('#kzqa-chat [data-testid="bot"]').length === 1 &&
+        document.querySelector('#kzqa-sources').innerText.includes('Atajurt')""", timeout=60_000)
+    assert "Who founded Atajurt Eriktileri?" in page.locator("#kzqa-chat").inner_text()
+    reply = ask(page, "When was it founded?", 1)  # the follow-up context came back too
+    assert "Searched for:" in reply
+    before = _saved(page)
+    page.click("#kzqa-new-chat")
+    page.wait_for_function("""() => !document.querySelector('#kzqa-chat [data-testid="bot"]')""")
+    _wait_until_saved_again(page, before)
+    page.reload()
+    page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
+    page.wait_for_timeout(1_500)
+    assert page.locator('#kzqa-chat [data-testid="bot"]').count() == 0
