@@ -92,8 +92,13 @@ new MutationObserver(kzqaLabel).observe(document.documentElement, {childList: tr
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")
 
 
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|www)(://|\.)")
+
+
 def as_text(text: str) -> str:
-    """``text`` escaped so that Markdown and HTML show it literally."""
+    """``text`` escaped so that Markdown and HTML show it literally; a web address is kept from
+    being turned into a link by an invisible word joiner after its scheme ('https⁠://…')."""
+    text = _AUTOLINK.sub("\\1\u2060\\2", text)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 

@@ -101,11 +101,12 @@ def test_not_covered_and_follow_up(page):
     page.screenshot(path=str(ARTIFACTS / "chat-followup.png"), full_page=True)
 
 
-@pytest.mark.parametrize("attack", ["<img src=x onerror=alert(1)>", "**bold** [link](javascript:alert(1))"])
+@pytest.mark.parametrize("attack", ["<img src=x onerror=alert(1)>", "**bold** [link](javascript:alert(1))",
+                                    "[the report](https://example.com/report) and https://example.com/x"])
 def test_user_input_is_shown_as_text(page, attack):
     ask(page, attack, 0)
     user = page.locator('#kzqa-chat [data-testid="user"]').last
-    assert user.inner_text().strip() == attack
+    assert user.inner_text().strip().replace("\u2060", "") == attack  # a word joiner keeps addresses unlinked
     assert user.locator("img").count() == 0 and user.locator("a").count() == 0
     assert user.locator("strong").count() == 0
     page.wait_for_timeout(500)
@@ -247,8 +248,10 @@ def test_a_reload_keeps_the_conversation_and_new_chat_clears_it(page):
     page.wait_for_function("""() => document.querySelectorAll('#kzqa-chat [data-testid="bot"]').length === 1 &&
         document.querySelector('#kzqa-sources').innerText.includes('Atajurt')""", timeout=60_000)
     assert "Who founded Atajurt Eriktileri?" in page.locator("#kzqa-chat").inner_text()
+    before = _saved(page)
     reply = ask(page, "When was it founded?", 1)  # the follow-up context came back too
     assert "Searched for:" in reply
+    _wait_until_saved_again(page, before)
     before = _saved(page)
     page.click("#kzqa-new-chat")
     page.wait_for_function("""() => !document.querySelector('#kzqa-chat [data-testid="bot"]')""")
