@@ -79,7 +79,10 @@ _SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", 
 def corpus_path_problem(corpus_path: str) -> str | None:
     """Why a manifest's corpus path is refused (None: it may be read): the root of a file
     system, a system folder or anything inside one."""
-    resolved = Path(os.path.abspath(corpus_path))
+    try:
+        resolved = Path(os.path.abspath(corpus_path))
+    except OSError:  # the working folder is gone: nothing to resolve a relative path against
+        return None
     if resolved == Path(resolved.anchor):
         return f"its corpus path {corpus_path!r:.80} is the root of the file system"
     if any(resolved == Path(f) or resolved.is_relative_to(f) for f in _SYSTEM_FOLDERS):
