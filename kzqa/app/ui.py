@@ -362,21 +362,23 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
                     "its passage. Ask in English, Russian, Kazakh or Chinese.")
         with gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Chat", elem_id="kzqa-chat", height=520, latex_delimiters=[],
+                chat = gr.Chatbot(label="Chat", show_label=False, elem_id="kzqa-chat", height=520, latex_delimiters=[],
                                   feedback_options=("Like", "Dislike"), buttons=["copy"])
                 box = gr.Textbox(label="Your question", elem_id="kzqa-question", lines=1,
                                  placeholder="Ask about Kazakhstan–China relations…", max_length=20000)
                 with gr.Row():
                     send = gr.Button("Ask", variant="primary", elem_id="kzqa-send")
                     clear_btn = gr.Button("New chat", elem_id="kzqa-new-chat")
-                gr.Examples(EXAMPLES, inputs=box, label="Examples")
+            # On a phone this column follows the question box: the settings (folded) and then the
+            # answer's sources come right after it, the examples last.
             with gr.Column(scale=2):
-                sources = gr.HTML(render_sources(None), elem_id="kzqa-sources")
-                with gr.Accordion("Settings", open=False):
+                with gr.Accordion("Settings", open=False, elem_id="kzqa-settings"):
                     k = gr.Slider(1, 10, value=5, step=1, label="Passages to answer from")
                     mode = gr.Radio(list(MODES), value=DEFAULT_MODE, label="Retrieval mode")
                     docs = gr.CheckboxGroup([] if loading else document_choices(), value=[],
                                             label="Only these documents (none = all)")
+                sources = gr.HTML(render_sources(None), elem_id="kzqa-sources")
+                gr.Examples(EXAMPLES, inputs=box, label="Examples")
         inputs = [box, chat, session, k, mode, docs]
         outputs = [chat, box, sources, session]
         kept = [chat, session, sources]

@@ -260,3 +260,24 @@ def test_a_reload_keeps_the_conversation_and_new_chat_clears_it(page):
     page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
     page.wait_for_timeout(1_500)
     assert page.locator('#kzqa-chat [data-testid="bot"]').count() == 0
+
+
+def test_on_a_phone_the_sources_follow_the_question_box(browser, running_app):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        page.goto(running_app)
+        page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
+        ask(page, "How tall is the Bayterek tower?", 0)
+        page.wait_for_function("() => document.querySelector('#kzqa-sources').innerText.includes('97 meters')")
+        buttons = page.locator("#kzqa-new-chat").bounding_box()
+        settings = page.locator("#kzqa-settings").bounding_box()
+        sources = page.locator("#kzqa-sources").bounding_box()
+        # settings (folded) right under the buttons, then the sources: nothing long in between
+        assert buttons["y"] < settings["y"] < sources["y"] < buttons["y"] + buttons["height"] + 200
+        user = page.locator('#kzqa-chat [data-testid="user"]').first.bounding_box()
+        chat = page.locator("#kzqa-chat").bounding_box()
+        assert user["y"] >= chat["y"]  # the question bubble is inside the chat, under no label
+        page.screenshot(path=str(ARTIFACTS / "phone-answer.png"), full_page=True)
+    finally:
+        context.close()
