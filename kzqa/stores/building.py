@@ -196,6 +196,28 @@ def embed_channels(passages: list[Passage], encoders: dict[str, Encoder], params
     return out, embedded
 
 
+@dataclass
+class Indexed:
+    """What every store writes of a prepared corpus: each dense channel's vectors, how many
+    passages had to be embedded, BM25, the corpus statistics and the exported question models."""
+
+    vectors: dict[str, Embedded]
+    embedded: int
+    lexical: LexicalIndex
+    stats: CorpusStats
+    query_models: dict[str, Path]
+
+
+def embed_and_index(prepared: Prepared, cache: Path, progress: bool = False) -> Indexed:
+    """Export the question models, embed every channel with their bulk copies (through
+    ``cache``), and build BM25 and the statistics (the vocabulary in the multilingual model)."""
+    query_models = export_query_models(prepared.encoders, cache)
+    bulk = bulk_encoders(prepared.encoders, query_models)
+    vectors, embedded = embed_channels(prepared.passages, bulk, prepared.params, cache, progress)
+    lexical, stats = lexical_and_stats(prepared, bulk.get(MULTILINGUAL))
+    return Indexed(vectors, embedded, lexical, stats, query_models)
+
+
 def export_query_models(encoders: dict[str, Encoder], cache: Path) -> dict[str, Path]:
     """Each channel's ONNX export (in the cache; made once per model weights), where it has one."""
     return {c: folder for c, e in encoders.items() if (folder := cached_export(e, cache)) is not None}

@@ -45,10 +45,7 @@ from .base import HNSW_EF_SEARCH, BuildSummary, IndexProblem
 from .building import (
     Embedded,
     PreviousIndex,
-    bulk_encoders,
-    embed_channels,
-    export_query_models,
-    lexical_and_stats,
+    embed_and_index,
     manifest_of,
     prepare,
     sentence_texts,
@@ -58,7 +55,6 @@ from .files import ready_for_search
 from .manifest import (
     FORMAT,
     LEXICAL,
-    MULTILINGUAL,
     damaged_index_files,
     default_cache_path,
     default_index_path,
@@ -283,15 +279,11 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
             write_texts(tmp, prepared.read.documents, prepared.passages)
             cache = default_cache_path(target)
             seed_cache(previous, target, cache, prepared.encoders)
-            query_models = export_query_models(prepared.encoders, cache)
-            bulk = bulk_encoders(prepared.encoders, query_models)
-            vectors, embedded = embed_channels(prepared.passages, bulk,
-                                               prepared.params, cache, progress)
-            lexical, stats = lexical_and_stats(prepared, bulk.get(MULTILINGUAL))
-            channels = write_vectors(tmp, vectors, lexical, stats, index_type, query_models)
+            built = embed_and_index(prepared, cache, progress)
+            channels = write_vectors(tmp, built.vectors, built.lexical, built.stats, index_type, built.query_models)
             write_manifest(tmp, manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent)))
             _swap_in(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return summary_of(prepared, str(target), started, embedded)
+        return summary_of(prepared, str(target), started, built.embedded)

@@ -53,10 +53,7 @@ from .base import (
 )
 from .building import (
     Embedded,
-    bulk_encoders,
-    embed_channels,
-    export_query_models,
-    lexical_and_stats,
+    embed_and_index,
     manifest_of,
     prepare,
     summary_of,
@@ -64,7 +61,6 @@ from .building import (
 from .filewrite import read_previous, seed_cache
 from .manifest import (
     LEXICAL,
-    MULTILINGUAL,
     check_fresh,
     default_cache_path,
     default_index_path,
@@ -274,16 +270,12 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     prepared = prepare(corpus, model, multilingual_model, params, progress=progress)
     cache = cache or default_cache_path()
     seed_cache(read_previous(default_index_path()), default_index_path(), cache, prepared.encoders)
-    query_models = export_query_models(prepared.encoders, cache)
-    bulk = bulk_encoders(prepared.encoders, query_models)
-    vectors, embedded = embed_channels(prepared.passages, bulk,
-                                       prepared.params, cache, progress)
-    lexical, stats = lexical_and_stats(prepared, bulk.get(MULTILINGUAL))
-    manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in vectors.items()},
+    built = embed_and_index(prepared, cache, progress)
+    manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in built.vectors.items()},
                            str(prepared.corpus_dir.resolve()))
-    schema = write_serving(url, prepared.read.documents, prepared.passages, vectors, lexical, stats, manifest,
-                           query_models)
-    return summary_of(prepared, f"{redact(url)} ({schema})", started, embedded)
+    schema = write_serving(url, prepared.read.documents, prepared.passages, built.vectors, built.lexical,
+                           built.stats, manifest, built.query_models)
+    return summary_of(prepared, f"{redact(url)} ({schema})", started, built.embedded)
 
 
 def write_serving(url: str, documents: list[Document], passages: list[Passage], vectors: dict[str, Embedded],
