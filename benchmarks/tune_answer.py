@@ -109,7 +109,7 @@ def cross_fitted(frows, base: AbstainModel, names: tuple[str, ...], folds: int =
     out = []
     for k in range(folds):
         held = [frows[i] for i in order[k::folds]]
-        rest = [frows[i] for i in order if i not in set(order[k::folds])]
+        rest = [frows[i] for j, i in enumerate(order) if j % folds != k]  # the other folds' positions
         model = fit(rest, base, names)
         out += [(fr, 0.0 if hard_decline(fr["f"], model) else model.probability(fr["f"])) for fr in held]
     return out

@@ -77,9 +77,8 @@ def checked_body(raw: bytes, check: Callable[[object, object, object], None]) ->
     if len(data) > 1 + len(DEFAULTS):
         raise BadRequest(422, f'"data" holds {len(data)} values; at most 3 are taken: the question, k and mode')
     data = data + list(DEFAULTS[len(data) - 1:])
-    k = int(data[1]) if isinstance(data[1], float) and data[1].is_integer() else data[1]
     try:
-        check(data[0], k, data[2])
+        check(*data)
     except ValueError as exc:
         raise BadRequest(422, str(exc)) from None
     return json.dumps({**body, "data": data}).encode()

@@ -443,8 +443,8 @@ def _stop_on_sigterm(signum, frame):
 
 def call_checker(engine: Engine | PendingEngine):
     """``check(question, k, mode)`` for the HTTP guard: QueryError (a ValueError) with the
-    engine's own message when the call cannot be answered; the index's channels are consulted
-    once it is loaded."""
+    engine's own message when the call cannot be answered (k as the endpoints take it, see
+    :func:`whole`); the index's channels are consulted once it is loaded."""
     def check(question, k, mode) -> None:
         Engine.prepare_question(question)
         ready = engine
@@ -454,7 +454,7 @@ def call_checker(engine: Engine | PendingEngine):
             except Exception:  # the load failed: the call itself reports it
                 ready = None
         if isinstance(ready, Engine):
-            ready.check_request(k, mode, None)
+            ready.check_request(whole(k), mode, None)
         else:
-            check_k_and_mode(k, mode)
+            check_k_and_mode(whole(k), mode)
     return check

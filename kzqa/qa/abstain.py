@@ -133,7 +133,7 @@ def features(analysis: Analysis, lang: str, passages: list[str], candidates: lis
     and of the chosen ones, best first; ``before``: the sentence before the first chosen one.
     The key-term measures read a non-English question's terms as mapped onto the corpus's
     English words (:func:`kzqa.qa.question.analyse`); without a mapping they are 0."""
-    en = lang == "en" or bool(analysis.terms)
+    lexical = lang == "en" or bool(analysis.terms)  # key terms to compare: English or mapped onto it
     best = max((s for _, s in candidates), default=0.0)
     first = chosen[0][1] if chosen else 0.0
     chosen_text = " ".join(t for t, _ in chosen)
@@ -147,14 +147,14 @@ def features(analysis: Analysis, lang: str, passages: list[str], candidates: lis
         "entity_missing": float(bool(chosen) and entity_missing(analysis, first_text, before, stats.common)),
         "sim_en": best if lang == "en" else 0.0, "sim_other": 0.0 if lang == "en" else best,
         "chosen_sim_en": first if lang == "en" else 0.0, "chosen_sim_other": 0.0 if lang == "en" else first,
-        "coverage": coverage(analysis.terms, top_terms, stats) if en else 0.0,
-        "answer_coverage": coverage(analysis.terms, chosen_terms, stats) if en else 0.0,
+        "coverage": coverage(analysis.terms, top_terms, stats) if lexical else 0.0,
+        "answer_coverage": coverage(analysis.terms, chosen_terms, stats) if lexical else 0.0,
         "missing_years": [y for y in analysis.years if y not in chosen_text and y not in before],
         "unseen_names": list(analysis.unseen),
     }
     absent = [stats.idf(t) for t in analysis.terms if t not in chosen_terms]
-    f["missing_idf"] = max(absent, default=0.0) if en else 0.0
-    f["unknown_terms"] = float(sum(stats.df.get(t, 0) == 0 for t in analysis.terms)) if en else 0.0
+    f["missing_idf"] = max(absent, default=0.0) if lexical else 0.0
+    f["unknown_terms"] = float(sum(stats.df.get(t, 0) == 0 for t in analysis.terms)) if lexical else 0.0
     f["count_unattached"] = float(bool(analysis.counted) and not any(
         number_attached(t, analysis.counted) for t, _ in chosen))
     f["role_unattached"] = float(bool(analysis.roles) and not any(
@@ -170,7 +170,7 @@ def features(analysis: Analysis, lang: str, passages: list[str], candidates: lis
     f["type_missing_near"] = float(any(not any(offers(k, t) for t in closest) for k in kinds))
     typed = [t for t, _ in chosen if any(offers(k, t) for k in kinds)]
     f["typed_coverage"] = (max((coverage(analysis.terms, set(tokenize([t])[0]), stats) for t in typed), default=0.0)
-                           if kinds and en else 1.0)
+                           if kinds and lexical else 1.0)
     f["units_missing"] = float(bool(analysis.units) and not any(
         all(re.search(u, t, re.I) for u in analysis.units) for t, _ in chosen))
     return f
