@@ -182,6 +182,9 @@ def test_axe_finds_no_serious_or_critical_violations(browser, running_app, state
         if question:
             ask(page, question, 0)
             page.wait_for_timeout(500)
+        # the page has finished rendering: the example buttons have their text (axe saw them empty)
+        page.wait_for_function("""() => { const items = document.querySelectorAll('button.gallery-item');
+            return items.length > 0 && [...items].every(b => b.innerText.trim().length > 0); }""", timeout=30_000)
         page.add_script_tag(path=AXE)
         result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
         page.screenshot(path=str(ARTIFACTS / f"axe-{state.replace(' ', '-')}.png"), full_page=state == "phone")
