@@ -334,17 +334,18 @@ def drop_controls(text: str) -> str:
 
 
 def clean_blocks(blocks: list[Block], title: str | None, author: str | None = None) -> list[Block]:
-    """Drop page furniture: 'Skip to main content', lines repeating the title, 'Subscribe!'
-    and newsletter blurbs, photo credits, repeated short lines ('Updated on …' twice), and
-    trailing 'Link' placeholders. A paragraph opening with the author's name after the body
+    """Drop page furniture: 'Skip to main content', lines repeating the title (or its first part,
+    which a page shows when ``title`` also names its series: 'Kazakhstan — The People's Map of
+    Global China'), 'Subscribe!' and newsletter blurbs, photo credits, repeated short lines
+    ('Updated on …' twice), and trailing 'Link' placeholders. A paragraph opening with the author's name after the body
     ('Jane Doe is a …') is given its own 'About the Author' section."""
     out: list[Block] = []
     seen_short: set[str] = set()
-    title_key = (title or "").casefold()
+    title_keys = {part.casefold() for part in ((title or ""), (title or "").split(" — ")[0]) if part}
     for block in blocks:
         text = _LINK_PLACEHOLDER.sub("", drop_controls(block.text)).strip()
         key = text.casefold()
-        if not text or key == title_key or any(p.search(text) for p in _FURNITURE):
+        if not text or key in title_keys or any(p.search(text) for p in _FURNITURE):
             continue
         if "newsletter" in key and "subscribe" in key and len(text) < 400:  # a blurb, not an article
             continue

@@ -19,7 +19,7 @@ def test_sources_are_copied_byte_for_byte():
 
 def test_metadata_is_attached_and_unknowns_stay_null(documents):
     pm = documents[PEOPLES_MAP]
-    assert (pm.title, pm.author, pm.date, pm.url) == ("Kazakhstan", "Oyuna Baldakova", "2021-05-24", None)
+    assert (pm.title, pm.author, pm.date, pm.url) == ("Kazakhstan — The People's Map of Global China", "Oyuna Baldakova", "2021-05-24", None)
     assert documents[INSAMER].url.startswith("https://en.insamer.com/")
     assert documents[INSAMER].author is None
 
@@ -101,6 +101,16 @@ def test_clean_blocks_drops_repeats_and_placeholders():
         "Skip to main content", "My Page", "Updated on 1 May.", "Body sentence. Link",
         "Updated on 1 May.", "Subscribe!", "Subscribe to our newsletter for updates.")]
     assert [b.text for b in clean_blocks(blocks, "My Page")] == ["Updated on 1 May.", "Body sentence."]
+
+
+def test_a_title_naming_its_series_still_drops_the_pages_own_title():
+    from kzqa.ingest.corpus import Block
+
+    blocks = [Block("heading", "Kazakhstan"), Block("paragraph", "Kazakhstan borders China."),
+              Block("paragraph", "Kazakhstan")]
+    kept = clean_blocks(blocks, "Kazakhstan — The People's Map of Global China")
+    assert [b.text for b in kept] == ["Kazakhstan borders China."]
+    assert [b.text for b in clean_blocks(blocks, "Borders")] == [b.text for b in blocks[:2]]  # no series: kept
 
 
 def test_every_reader_and_broken_files(tmp_path, make_pdf):
