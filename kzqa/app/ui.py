@@ -1,14 +1,9 @@
-"""The Gradio web chat and its HTTP API: a thin edge over ``kzqa.load()`` / ``Engine.ask``.
-
-Everything shown comes from the user or the corpus and is escaped: it is displayed as text,
-never interpreted as HTML, Markdown or script. Only the citation markers are links.
-"""
+"""The Gradio web chat, its document page and its HTTP API: a thin edge over ``kzqa.load()`` /
+``Engine.ask``. What the pages show is written by :mod:`kzqa.app.render` (escaped text)."""
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 import shutil
 import signal
 import sqlite3
@@ -20,13 +15,13 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from ..backends import PendingEngine, load_in_background
-from ..qa.answer import ANSWERED, CONTEXT_LABEL, PARTIAL, PARTIAL_LABEL, Answer
 from ..qa.engine import MAX_QUESTION_CHARS, Engine, QueryError, check_k_and_mode
 from ..qa.followup import resolve_followup
-from ..qa.retrieve import DEFAULT_MODE, MODES, Hit
+from ..qa.retrieve import DEFAULT_MODE, MODES
 from ..stores.base import IndexProblem
 from .feedback import FeedbackStore, PgFeedbackStore, open_feedback
 from .guard import Guard, private_temp_folder
+from .render import SourceGroup, as_text, parse_place, render_document, render_library, render_panel, render_reply
 
 EXAMPLES = [
     "How tall is the Bayterek tower?",
@@ -41,183 +36,162 @@ INTERNAL_ERROR = "Sorry — something went wrong while answering; the server log
 log = logging.getLogger("kzqa.ui")
 
 CSS = """
+.nav-holder { display: none !important; }  /* Gradio's page list: the document page links back itself */
 .kzqa-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px;
              margin: 0 0 10px 0; scroll-margin-top: 12px; }
 .kzqa-card.kzqa-flash, .kzqa-card:focus { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 .kzqa-card-head { font-weight: 600; }
 .kzqa-meta { font-size: 0.85em; color: #4b5563; margin: 2px 0 6px 0; }
-.kzqa-meta a { color: #1d4ed8; text-decoration: underline; }
+.kzqa-meta a, .kzqa-doc a { color: #1d4ed8; text-decoration: underline; }
 .dark .kzqa-meta { color: #d1d5db; }
-.dark .kzqa-meta a { color: #93c5fd; }
-.kzqa-passage { white-space: pre-wrap; margin: 0; }
-.kzqa-passage mark { background: #ffe58a; color: #111; padding: 0 1px; }
+.dark .kzqa-meta a, .dark .kzqa-doc a { color: #93c5fd; }
+.kzqa-passage, .kzqa-doc-text { white-space: pre-wrap; margin: 0; }
+.kzqa-passage mark, .kzqa-doc mark { background: #ffe58a; color: #111; padding: 0 1px; }
 .kzqa-passage mark strong { text-decoration: underline; }
+.kzqa-answer-sources > summary { cursor: pointer; margin-bottom: 8px; }
+.kzqa-answer-sources > summary h3 { display: inline; margin: 0; }
+.kzqa-for { display: block; font-size: 0.9em; color: #4b5563; margin-left: 1.1em; }
+.dark .kzqa-for { color: #d1d5db; }
+.kzqa-latest { margin: 0 0 8px 0; padding: 2px 8px; border: 1px solid #1d4ed8; border-radius: 6px;
+               color: #1d4ed8; background: transparent; }
+.kzqa-answer-sources:last-child .kzqa-latest { display: none; }
+#kzqa-preview { position: fixed; z-index: 1000; max-width: min(420px, 90vw); padding: 8px 10px;
+                border-radius: 6px; background: #111827; color: #f9fafb; font-size: 0.9em;
+                box-shadow: 0 4px 14px rgba(0, 0, 0, .3); pointer-events: none; }
+#kzqa-preview[hidden] { display: none; }
+.kzqa-doc { max-width: 46em; margin: 0 auto; line-height: 1.55; }
+.kzqa-doc h1 { font-size: 1.6em; margin: 0.4em 0; }
+.kzqa-doc h2 { font-size: 1.2em; margin: 1.2em 0 0.4em 0; }
+.kzqa-cited { background: #e0ecff; outline: 2px solid #1d4ed8; border-radius: 3px; scroll-margin: 30vh; }
+.dark .kzqa-cited { background: #1e3a8a; }
 /* WCAG AA contrast (4.5:1) for the primary button and the footer links; a visible focus ring */
 #kzqa-send { background: #1d4ed8 !important; border-color: #1d4ed8 !important; color: #fff !important; }
 #kzqa-send:hover { background: #1e40af !important; }
 footer a, footer button, .show-api { color: #374151 !important; opacity: 1 !important; }
 .dark footer a, .dark footer button, .dark .show-api { color: #e5e7eb !important; }
-a:focus-visible, button:focus-visible, input:focus-visible, textarea:focus-visible, [tabindex]:focus-visible {
-  outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }
+a:focus-visible, button:focus-visible, input:focus-visible, textarea:focus-visible, summary:focus-visible,
+[tabindex]:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }
+/* A phone: the columns' parts in one line of reading, the answer's sources right after the chat */
+@media (max-width: 640px) {
+  #kzqa-main { flex-direction: column; }
+  #kzqa-ask-column, #kzqa-side-column { display: contents; }
+  #kzqa-ask-column > *, #kzqa-side-column > * { order: 5; }
+  #kzqa-ask-column > :has(#kzqa-chat), #kzqa-chat { order: 1; }
+  #kzqa-side-column > :has(#kzqa-sources), #kzqa-sources { order: 2; }
+  #kzqa-ask-column > :has(#kzqa-question), #kzqa-question { order: 3; }
+  #kzqa-buttons { order: 4; }
+  #kzqa-chat { height: 60vh !important; }
+}
 """
-# A click (or Enter) on a citation marker in the chat scrolls its card into view and moves the
-# focus there (capture phase, before Gradio's own link handling). Markers get names that say
-# where they go, and the sources panel is announced when it changes (aria-live).
+# Markers, cards and the document page at work (capture phase, before Gradio's own link handling):
+# - a click (or Enter) on a marker shows its own answer's cards, scrolls its card into view and
+#   moves the focus there; "Show the latest answer's sources" goes back;
+# - hovering or focusing a marker previews its quoted sentence (#kzqa-preview, a tooltip);
+# - the chat's copy button copies the message as plain text with each marker's source written out;
+# - markers get names that say where they go, the Sources panel is announced when it changes
+#   (aria-live), and the document page scrolls to the cited passage.
 HEAD = """<script>
-document.addEventListener('click', function (event) {
-  const link = event.target.closest && event.target.closest('a[href*="#kzqa-card-"]');
-  if (!link) return;
-  const card = document.getElementById(link.getAttribute('href').split('#')[1]);
-  if (!card) return;
-  event.preventDefault(); event.stopPropagation();
-  card.setAttribute('tabindex', '-1');
-  card.scrollIntoView({behavior: 'smooth', block: 'center'});
-  card.focus({preventScroll: true});
-  card.classList.add('kzqa-flash'); setTimeout(() => card.classList.remove('kzqa-flash'), 1500);
-}, true);
-function kzqaLabel() {
-  document.querySelectorAll('#kzqa-chat a[href*="#kzqa-card-"]:not([aria-label])').forEach(function (a) {
-    const n = a.getAttribute('href').split('kzqa-card-')[1];
-    a.setAttribute('aria-label', 'Source ' + n + ': open its passage in the Sources panel');
-  });
-  const panel = document.getElementById('kzqa-sources');
-  if (panel && !panel.hasAttribute('aria-live')) {
-    panel.setAttribute('aria-live', 'polite'); panel.setAttribute('role', 'region');
-    panel.setAttribute('aria-label', 'Sources of the latest answer');
+(function () {
+  const MARKER = 'a[href*="#kzqa-card-"]';
+  function cardOf(link) { return document.getElementById(link.getAttribute('href').split('#')[1]); }
+  function showGroup(group) {
+    if (!group) return;
+    document.querySelectorAll('#kzqa-sources details.kzqa-answer-sources').forEach(function (g) {
+      g.hidden = g !== group; });
+    group.open = true;
   }
-}
-new MutationObserver(kzqaLabel).observe(document.documentElement, {childList: true, subtree: true});
+  function quoteOf(card) {
+    const marks = [...card.querySelectorAll('mark')].map(m => m.textContent.trim()).filter(Boolean);
+    const text = marks.length ? marks.join(' … ') : card.querySelector('.kzqa-passage').textContent.slice(0, 240) + '…';
+    return card.dataset.title + ': “' + text + '”';
+  }
+  function tooltip() {
+    let tip = document.getElementById('kzqa-preview');
+    if (!tip && document.body) {
+      tip = document.createElement('div'); tip.id = 'kzqa-preview'; tip.setAttribute('role', 'tooltip');
+      tip.hidden = true; document.body.appendChild(tip);
+    }
+    return tip;
+  }
+  function preview(link) {
+    const card = cardOf(link); const tip = tooltip(); if (!card || !tip) return;
+    tip.textContent = quoteOf(card); tip.hidden = false;
+    const r = link.getBoundingClientRect();
+    tip.style.left = Math.max(8, Math.min(r.left, window.innerWidth - tip.offsetWidth - 8)) + 'px';
+    const below = r.bottom + 6 + tip.offsetHeight < window.innerHeight;
+    tip.style.top = (below ? r.bottom + 6 : Math.max(8, r.top - tip.offsetHeight - 6)) + 'px';
+  }
+  function unpreview() { const tip = document.getElementById('kzqa-preview'); if (tip) tip.hidden = true; }
+  function plainMessage(message) {
+    const copy = message.cloneNode(true);
+    copy.querySelectorAll(MARKER).forEach(function (a) {
+      const card = cardOf(a);
+      const source = card ? [card.dataset.title, card.dataset.publisher].filter(Boolean).join(', ') : '';
+      a.replaceWith(document.createTextNode(a.textContent + (source ? ' — ' + source : '')));
+    });
+    copy.querySelectorAll('button, [role="toolbar"]').forEach(b => b.remove());
+    document.body.appendChild(copy); copy.style.position = 'fixed'; copy.style.left = '-9999px';
+    const text = copy.innerText.replace(/\u2060/g, '').trim(); copy.remove();
+    return text;
+  }
+  document.addEventListener('click', function (event) {
+    const target = event.target.closest ? event.target : event.target.parentElement;
+    const link = target.closest(MARKER);
+    if (link) {
+      const card = cardOf(link); if (!card) return;
+      event.preventDefault(); event.stopPropagation(); unpreview();
+      showGroup(card.closest('details.kzqa-answer-sources'));
+      card.scrollIntoView({behavior: 'smooth', block: 'center'});
+      card.focus({preventScroll: true});
+      card.classList.add('kzqa-flash'); setTimeout(() => card.classList.remove('kzqa-flash'), 1500);
+      return;
+    }
+    const latest = target.closest('.kzqa-latest');
+    if (latest) {
+      const groups = document.querySelectorAll('#kzqa-sources details.kzqa-answer-sources');
+      const last = groups[groups.length - 1]; showGroup(last);
+      last.querySelector('summary').focus();
+      return;
+    }
+    const copyButton = target.closest('#kzqa-chat button[aria-label*="opy"], #kzqa-chat button[title*="opy"]');
+    let row = copyButton && copyButton.closest('.message-buttons');  // after the message it belongs to
+    row = row && row.previousElementSibling;
+    while (row && !row.querySelector('[data-testid="bot"], [data-testid="user"]')) row = row.previousElementSibling;
+    const bodies = row ? row.querySelectorAll('[data-testid="bot"], [data-testid="user"]') : [];
+    const body = bodies[bodies.length - 1];
+    if (body && navigator.clipboard) {
+      event.preventDefault(); event.stopPropagation();
+      navigator.clipboard.writeText(plainMessage(body)).then(function () {
+        copyButton.setAttribute('title', 'Copied'); setTimeout(() => copyButton.setAttribute('title', 'Copy'), 1500);
+      });
+    }
+  }, true);
+  document.addEventListener('mouseover', function (e) { const l = e.target.closest && e.target.closest(MARKER);
+    if (l) preview(l); });
+  document.addEventListener('mouseout', function (e) { if (e.target.closest && e.target.closest(MARKER)) unpreview(); });
+  document.addEventListener('focusin', function (e) { const l = e.target.closest && e.target.closest(MARKER);
+    if (l) preview(l); else unpreview(); });
+  document.addEventListener('keydown', function (e) { if (e.key === 'Escape') unpreview(); });
+  function label() {
+    if (!tooltip()) return;
+    document.querySelectorAll('#kzqa-chat ' + MARKER + ':not([aria-label])').forEach(function (a) {
+      const n = a.getAttribute('href').split('-').pop();
+      a.setAttribute('aria-label', 'Source ' + n + ': open its passage in the Sources panel');
+      a.setAttribute('aria-describedby', 'kzqa-preview');
+    });
+    const panel = document.getElementById('kzqa-sources');
+    if (panel && !panel.hasAttribute('aria-live')) {
+      panel.setAttribute('aria-live', 'polite'); panel.setAttribute('role', 'region');
+      panel.setAttribute('aria-label', 'Sources of the answers');
+    }
+    const cited = document.getElementById('kzqa-cited');
+    if (cited && !cited.dataset.shown) {
+      cited.dataset.shown = '1'; cited.scrollIntoView({block: 'center'}); cited.focus({preventScroll: true});
+    }
+  }
+  new MutationObserver(label).observe(document.documentElement, {childList: true, subtree: true});
+})();
 </script>"""
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")
-
-
-_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|www)(://|\.)")
-
-
-def as_text(text: str) -> str:
-    """``text`` escaped so that Markdown and HTML show it literally; a web address is kept from
-    being turned into a link by an invisible word joiner after its scheme ('https⁠://…')."""
-    text = _AUTOLINK.sub("\\1\u2060\\2", text)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
-
-
-def marker_link(n: int) -> str:
-    return f"[\\[{n}\\]](#kzqa-card-{n})"
-
-
-def confidence_level(confidence: float) -> str:
-    """'high' (≥ 0.8), 'medium' (≥ 0.5) or 'low': the calibrated confidence in plain words."""
-    return "high" if confidence >= 0.8 else "medium" if confidence >= 0.5 else "low"
-
-
-def first_quote(answer: Answer) -> str:
-    """The first quoted sentence with the direct answer in bold (Markdown, escaped)."""
-    sentence = answer.quotes[0][0]
-    if not answer.short:
-        return as_text(sentence)
-    hit = answer.citations[answer.short_marker - 1]
-    s, e = answer.short_offsets
-    start = next((hs for hs, he in hit.highlights if hs <= s and e <= he), None)
-    if start is None or hit.text[start:start + len(sentence)] != sentence:
-        return as_text(sentence)
-    a, b = s - start, e - start
-    return f"{as_text(sentence[:a])}**{as_text(sentence[a:b])}**{as_text(sentence[b:])}"
-
-
-SCORE_HELP = ("How well the passage matched the question in this search mode. Scores compare the passages of "
-              "one answer only: each mode has its own scale (hybrid fuses the channels' ranks, lexical is BM25).")
-
-# Said under an answer to a question in another language than the documents' English.
-ENGLISH_QUOTES = {
-    "ru": "Ответ приведён цитатами из англоязычных источников.",
-    "kk": "Жауап ағылшын тіліндегі дереккөздерден алынған дәйексөздермен берілген.",
-    "zh": "答案引用的是英文资料原文。",
-}
-
-
-def searched_where(mode: str, documents: list[str]) -> str:
-    """What a declined question was searched in: 'all documents (hybrid search)', or the titles
-    of the documents the filter kept and the mode."""
-    where = ("only " + "; ".join(f"“{t}”" for t in documents)) if documents else "all documents"
-    return f"Searched: {where} ({mode} search)."
-
-
-def render_reply(answer: Answer, question: str, resolved: str, documents: list[str] | None = None) -> str:
-    """The assistant message: searched-for line, notice, then by ``answer.status`` the direct
-    answer in bold and the quoted sentences with markers and the confidence level ('answered'),
-    the partial reply naming what is missing with the closest quotes set apart as context
-    ('partial'), or the not-covered reply; a declined reply says what was searched (the
-    ``documents`` a filter kept, the mode), and a reply to a ru/zh/kk question says, in its
-    language, that the quotes are English."""
-    lines = []
-    if resolved != question:
-        lines.append(f"*Searched for:* {as_text(resolved)}")
-    if answer.notice:
-        lines.append(f"*{as_text(answer.notice)}*")
-    if answer.status == ANSWERED:
-        if answer.short:
-            lines.append(f"**{as_text(answer.short)}**")
-        quoted = [first_quote(answer)] + [as_text(sentence) for sentence, _ in answer.quotes[1:]]
-        lines.append(" ".join(f"{q} {marker_link(n)}" for q, (_, n) in zip(quoted, answer.quotes)))
-        lines.append(f"*{confidence_level(answer.confidence).capitalize()} confidence "
-                     f"({answer.confidence:.0%} of such answers quoted the evidence when tested)*")
-    elif answer.status == PARTIAL:
-        lines += [f"⚠️ **{as_text(PARTIAL_LABEL)}**", as_text(answer.summary or ""), f"*{as_text(CONTEXT_LABEL)}*"]
-        lines += [f"> {as_text(sentence)} {marker_link(n)}" for sentence, n in answer.quotes]
-    else:
-        lines.append(as_text(answer.text))
-    if answer.status != ANSWERED:
-        lines.append(f"*{as_text(searched_where(answer.mode, documents or []))}*")
-    if answer.lang in ENGLISH_QUOTES and answer.quotes:
-        lines.append(f"*{as_text(ENGLISH_QUOTES[answer.lang])}*")
-    return "\n\n".join(lines)
-
-
-def highlighted(hit: Hit, short: tuple[int, int] | None = None) -> str:
-    """The passage as HTML with its quoted sentences in <mark> and the direct answer ``short``
-    (offsets inside one of them) in <strong>, by exact offsets."""
-    out, pos = [], 0
-    for s, e in sorted(hit.highlights):
-        out += [html.escape(hit.text[pos:s]), "<mark>"]
-        if short and s <= short[0] and short[1] <= e:
-            out += [html.escape(hit.text[s:short[0]]), "<strong>", html.escape(hit.text[short[0]:short[1]]),
-                    "</strong>", html.escape(hit.text[short[1]:e])]
-        else:
-            out.append(html.escape(hit.text[s:e]))
-        out.append("</mark>")
-        pos = e
-    out.append(html.escape(hit.text[pos:]))
-    return "".join(out)
-
-
-def render_sources(answer: Answer | None) -> str:
-    """One card per citation, numbered like the markers: the sources of an answer, the context
-    of a partial answer, or the closest passages when the documents do not cover the question."""
-    if answer is None:
-        return '<div class="kzqa-sources"><p>Sources of the latest answer appear here.</p></div>'
-    hits = answer.citations or answer.related
-    heading = ("Sources" if answer.status == ANSWERED else "Context (not an answer)" if answer.citations
-               else "Possibly related")
-    cards = [f'<div class="kzqa-sources" data-status="{answer.status}"><h3>{heading}</h3>']
-    for n, h in enumerate(hits, 1):
-        meta = [html.escape(h.section)]
-        meta += [html.escape(x) for x in (h.publisher, h.date) if x]
-        if h.url and h.url.startswith(("https://", "http://")):
-            meta.append(f'<a href="{html.escape(h.url, quote=True)}" target="_blank" rel="noopener noreferrer" '
-                        f'aria-label="original page of {html.escape(h.title, quote=True)} (opens a new tab)">'
-                        'original page<span aria-hidden="true"> ↗</span></a>')
-        meta.append(f'<span title="{SCORE_HELP}">rank {h.rank} · score {h.score:.4f}</span>')
-        label = f"[{n}] " if answer.citations else ""
-        cards.append(
-            f'<div class="kzqa-card" id="kzqa-card-{n}" data-passage-id="{html.escape(h.passage_id)}">'
-            f'<div class="kzqa-card-head">{label}{html.escape(h.title)}</div>'
-            f'<div class="kzqa-meta">{" · ".join(meta)}</div>'
-            f'<p class="kzqa-passage">{highlighted(h, answer.short_offsets if n == answer.short_marker else None)}'
-            '</p></div>')
-    cards.append("</div>")
-    return "\n".join(cards)
-
 
 # What chat and API clients are told when the index cannot answer (the log gets the details:
 # clients never see a database's name, user, host or port, nor an index's path).
@@ -225,41 +199,106 @@ UNAVAILABLE = "The index is temporarily unavailable; please try again in a momen
 
 
 MAX_TURNS = 20  # turns a chat keeps (shown, sent back by the browser, used for follow-ups)
+MAX_PAST = 8  # earlier conversations a browser keeps in its history list
 
 
 def new_session() -> dict:
-    return {"queries": [], "records": {}}
+    """A conversation's state beside its messages: the questions asked (the follow-up context),
+    the feedback record of each answer (``records[i]`` is about message i) and the cards of each
+    answer (``sources``: answer id → :meth:`SourceGroup.to_dict`, oldest first)."""
+    return {"queries": [], "records": {}, "sources": {}}
 
 
-def stored(history: list, session: dict, sources: str) -> dict:
-    """What the browser keeps of the conversation: its messages, its follow-up context and
-    feedback records, and the sources panel."""
-    records = {str(i): r for i, r in (session or {}).get("records", {}).items()}  # JSON keys are strings
-    return {"history": history, "session": {**(session or new_session()), "records": records}, "sources": sources}
+def panel(session: dict) -> str:
+    """The Sources panel of a conversation (see :func:`render_panel`)."""
+    return render_panel([SourceGroup.from_dict(g) for g in session["sources"].values()])
 
 
-def restored(saved) -> tuple:
-    """The conversation kept by :func:`stored` (the records' keys back to numbers), or nothing
-    to change when the browser keeps none."""
+def stored(history: list, session: dict) -> dict:
+    """What the browser keeps of the conversation: its messages and its session (JSON: the
+    records' keys become strings)."""
+    session = {**new_session(), **(session or {})}
+    return {"history": history, "session": {**session, "records": {str(i): r for i, r in session["records"].items()}}}
+
+
+def text_of(content) -> str:
+    """A chat message's text: Gradio hands messages back with their content as a list of parts
+    ({"type": "text", "text": …}); anything but text is left out."""
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else []
+    return "".join(p["text"] for p in parts if isinstance(p, dict) and p.get("type") == "text"
+                   and isinstance(p.get("text"), str))
+
+
+def conversation(saved) -> tuple[list, dict] | None:
+    """The messages and session that :func:`stored` kept, checked (what does not fit is
+    dropped: a browser's storage is input like any other), or None when ``saved`` holds none."""
     if not isinstance(saved, dict) or not isinstance(saved.get("history"), list):
-        return gr.skip(), gr.skip(), gr.skip()
+        return None
+    history = [{"role": m["role"], "content": text_of(m.get("content"))} for m in saved["history"]
+               if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
     session = saved.get("session") if isinstance(saved.get("session"), dict) else {}
-    records = {int(i): r for i, r in (session.get("records") or {}).items() if str(i).isdigit()}
-    session = {"queries": [q for q in session.get("queries") or [] if isinstance(q, str)], "records": records}
-    return saved["history"], session, saved.get("sources") or render_sources(None)
+    records = {int(i): r for i, r in (session.get("records") or {}).items()
+               if str(i).isdigit() and isinstance(r, dict)}
+    groups = {}
+    for answer_id, group in (session.get("sources") or {}).items() if isinstance(session.get("sources"), dict) else ():
+        try:
+            groups[answer_id] = SourceGroup.from_dict(group).to_dict()
+        except (TypeError, ValueError, KeyError, AttributeError):
+            continue
+    queries = [q for q in session.get("queries") or [] if isinstance(q, str)]
+    return history, {"queries": queries, "records": records, "sources": groups}
+
+
+def restored(saved, past) -> tuple:
+    """On opening the page: the conversation this browser kept (messages, session, Sources
+    panel), or nothing to change when it kept none; and its history list."""
+    kept = conversation(saved)
+    listed = history_choices(past)
+    if kept is None:
+        return gr.skip(), gr.skip(), gr.skip(), listed
+    return kept[0], kept[1], panel(kept[1]), listed
+
+
+def title_of(session: dict) -> str:
+    """A conversation's name in the history list: its first question."""
+    first = next((r.get("question") for _, r in sorted(session["records"].items()) if r.get("question")), None)
+    text = " ".join(str(first or "Conversation").split())
+    return text if len(text) <= 70 else text[:67] + "…"
+
+
+def archived(history: list, session: dict, past) -> list:
+    """The history list with this conversation put first (when it has any message), at most
+    MAX_PAST long."""
+    earlier = [c for c in (past if isinstance(past, list) else []) if conversation(c) is not None]
+    if not history:
+        return earlier[:MAX_PAST]
+    entry = {**stored(history, session), "id": uuid.uuid4().hex, "title": title_of(session),
+             "questions": len(session["queries"])}
+    return ([entry] + earlier)[:MAX_PAST]
+
+
+def history_choices(past) -> dict:
+    """The history list's entries: 'first question (n questions)', newest first."""
+    entries = [c for c in (past if isinstance(past, list) else []) if conversation(c) is not None]
+    return gr.update(choices=[(f"{c.get('title') or 'Conversation'} ({c.get('questions', '?')} questions)",
+                               str(c.get("id"))) for c in entries], value=None)
 
 
 def bounded(history: list, session: dict, max_turns: int = MAX_TURNS) -> tuple[list, dict]:
     """The chat and its session cut to the last ``max_turns`` turns, so that each turn costs the
-    same however long the conversation: the oldest messages go, the feedback records of the
-    kept ones move with them (``records[i]`` is about ``history[i]``), and the follow-up
+    same however long the conversation: the oldest messages go, the feedback records and cards
+    of the kept ones move with them (``records[i]`` is about ``history[i]``), and the follow-up
     context keeps the last ``max_turns`` questions."""
     extra = len(history) - 2 * max_turns
     queries = session["queries"][-max_turns:]
     if extra <= 0:
         return history, {**session, "queries": queries}
     records = {i - extra: r for i, r in session["records"].items() if i >= extra}
-    return history[extra:], {**session, "queries": queries, "records": records}
+    kept_ids = {r.get("answer_id") for r in records.values()}
+    sources = {a: g for a, g in session["sources"].items() if a in kept_ids}
+    return history[extra:], {**session, "queries": queries, "records": records, "sources": sources}
 
 
 def whole(k):
@@ -284,8 +323,9 @@ def api_call(call):
 
 
 def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedbackStore | None = None) -> gr.Blocks:
-    """The chat page and the named API endpoints /ask and /search. With an engine still loading,
-    the page opens at once; questions wait for the index, and the document list fills in then."""
+    """The chat page, the document page (/document) and the named API endpoints /ask and
+    /search. With an engine still loading, the page opens at once; questions wait for the index,
+    and the document list fills in then."""
     feedback = feedback or open_feedback()
     loading = isinstance(engine, PendingEngine) and not engine.wait(0)
 
@@ -294,7 +334,7 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
 
     def respond(message: str, history: list, session: dict, k: int, mode: str, doc_ids: list):
         history = list(history or [])
-        session = session or new_session()
+        session = {**new_session(), **(session or {})}
         question = str(message or "")[:4 * MAX_QUESTION_CHARS].strip()  # the engine cuts it to MAX_QUESTION_CHARS
         if not question:
             yield history + [{"role": "assistant", "content": as_text(EMPTY_HINT)}], "", gr.skip(), session
@@ -316,16 +356,18 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
             log.exception("answering in the chat failed")
             yield history + [{"role": "assistant", "content": as_text(INTERNAL_ERROR)}], "", gr.skip(), session
             return
+        answer_id = uuid.uuid4().hex  # its markers point at its own cards; a later vote on it replaces the earlier
         session["queries"].append(answer.question)
         kept = [engine.documents[d].title for d in (doc_ids or []) if d in engine.documents]
-        history.append({"role": "assistant", "content": render_reply(answer, question, resolved, kept)})
+        history.append({"role": "assistant", "content": render_reply(answer, question, resolved, answer_id, kept)})
         session["records"][len(history) - 1] = {
             "question": question, "resolved_query": answer.question, "answer": answer.text,
             "passage_ids": [h.passage_id for h in answer.citations or answer.related],
             "mode": answer.mode, "abstained": answer.abstained,  # status is in the answer text
-            "answer_id": uuid.uuid4().hex}  # a later vote on this answer replaces the earlier one
+            "answer_id": answer_id}
+        session["sources"] = {**session["sources"], answer_id: SourceGroup.of(answer, answer_id, question).to_dict()}
         history, session = bounded(history, session)
-        yield history, "", render_sources(answer), session
+        yield history, "", panel(session), session
 
     def on_like(data: gr.LikeData, session: dict):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -340,8 +382,27 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
             return
         gr.Info("Thanks — your feedback was saved.")
 
-    def clear():
-        return [], "", render_sources(None), new_session()
+    def start_afresh(history: list, session: dict, past):
+        """'New chat': this conversation goes to the history list, and a new one starts with
+        no messages, no sources and no follow-up context."""
+        past = archived(list(history or []), {**new_session(), **(session or {})}, past)
+        return [], "", panel(new_session()), new_session(), past, history_choices(past)
+
+    def delete():
+        """The chat's trash icon: the conversation is gone (not kept in the history list)."""
+        return [], "", panel(new_session()), new_session()
+
+    def reopen(chosen: str | None, history: list, session: dict, past):
+        """A conversation picked from the history list comes back (messages, sources, follow-up
+        context) and leaves the list; the one open until then takes its place there."""
+        entries = past if isinstance(past, list) else []
+        picked = next((c for c in entries if isinstance(c, dict) and str(c.get("id")) == str(chosen)), None)
+        kept = conversation(picked)
+        if kept is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), history_choices(past)
+        rest = archived(list(history or []), {**new_session(), **(session or {})},
+                        [c for c in entries if c is not picked])
+        return kept[0], "", panel(kept[1]), kept[1], rest, history_choices(rest)
 
     def api_ask(question: str, k: int = 5, mode: str = DEFAULT_MODE) -> dict:
         """Answer a question from the documents: status ('answered', 'partial', 'not_covered'),
@@ -353,47 +414,69 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
         return api_call(lambda: {"query": Engine.prepare_question(query)[0],
                                  "hits": [h.to_dict() for h in engine.search(query, k=whole(k), mode=mode)]})
 
+    def show_document(request: gr.Request) -> str:
+        """The document page: the document a link names (``doc``), at the place it asks for
+        (``at``, ``q``: see :func:`render.parse_place`); the list of documents without one."""
+        params = request.query_params if request else {}
+        doc_id = params.get("doc")
+        documents = engine.documents
+        if not doc_id or doc_id not in documents:
+            return render_library(list(documents.values()), unknown=doc_id)
+        document = documents[doc_id]
+        return render_document(document, *parse_place(document, params.get("at"), params.get("q")))
+
     with gr.Blocks(title="kzqa — Kazakhstan–China relations") as demo:
         session = gr.State(new_session())
-        # this browser's conversation (encrypted in its local storage): it survives a reload
+        # this browser's conversation and its earlier ones (encrypted in its local storage): they
+        # survive a reload, and no other browser sees them
         saved = gr.BrowserState(None, storage_key="kzqa-conversation")
+        past = gr.BrowserState([], storage_key="kzqa-history")
         gr.Markdown("# kzqa — questions on Kazakhstan–China relations, answered from the documents\n"
                     "Every sentence of an answer is quoted from a source; click a marker like [1] to see "
                     "its passage. Ask in English, Russian, Kazakh or Chinese.")
-        with gr.Row():
-            with gr.Column(scale=3):
+        with gr.Row(elem_id="kzqa-main"):
+            with gr.Column(scale=3, elem_id="kzqa-ask-column"):
                 chat = gr.Chatbot(label="Chat", show_label=False, elem_id="kzqa-chat", height=520, latex_delimiters=[],
                                   feedback_options=("Like", "Dislike"), buttons=["copy"])
                 box = gr.Textbox(label="Your question", elem_id="kzqa-question", lines=1,
                                  placeholder="Ask about Kazakhstan–China relations…", max_length=20000)
-                with gr.Row():
+                with gr.Row(elem_id="kzqa-buttons"):
                     send = gr.Button("Ask", variant="primary", elem_id="kzqa-send")
-                    clear_btn = gr.Button("New chat", elem_id="kzqa-new-chat")
-            # On a phone this column follows the question box: the settings (folded) and then the
-            # answer's sources come right after it, the examples last.
-            with gr.Column(scale=2):
+                    new_chat = gr.Button("New chat", elem_id="kzqa-new-chat")
+            # On a phone the columns' parts are reordered by CSS: the sources (collapsible) right
+            # after the chat, then the question box, the settings (folded), the history, the examples.
+            with gr.Column(scale=2, elem_id="kzqa-side-column"):
                 with gr.Accordion("Settings", open=False, elem_id="kzqa-settings"):
                     k = gr.Slider(1, 10, value=5, step=1, label="Passages to answer from")
                     mode = gr.Radio(list(MODES), value=DEFAULT_MODE, label="Retrieval mode")
                     docs = gr.CheckboxGroup([] if loading else document_choices(), value=[],
                                             label="Only these documents (none = all)")
-                sources = gr.HTML(render_sources(None), elem_id="kzqa-sources")
-                gr.Examples(EXAMPLES, inputs=box, label="Examples")
+                sources = gr.HTML(panel(new_session()), elem_id="kzqa-sources")
+                with gr.Accordion("Earlier conversations", open=False, elem_id="kzqa-history"):
+                    earlier = gr.Dropdown([], value=None, label="Reopen a conversation kept in this browser",
+                                          elem_id="kzqa-history-list")
+                gr.Examples(EXAMPLES, inputs=box, label="Examples", elem_id="kzqa-examples")
         inputs = [box, chat, session, k, mode, docs]
-        outputs = [chat, box, sources, session]
-        kept = [chat, session, sources]
-        for event in (box.submit(respond, inputs, outputs, api_visibility="private", concurrency_limit=4),
-                      send.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=4),
-                      clear_btn.click(clear, None, [chat, box, sources, session], api_visibility="private"),
-                      # the chat's own trash icon starts afresh too: no sources, no follow-up context
-                      chat.clear(clear, None, [chat, box, sources, session], api_visibility="private")):
+        kept = [chat, session]
+        afresh = [chat, box, sources, session, past, earlier]
+        for event in (box.submit(respond, inputs, [chat, box, sources, session], api_visibility="private",
+                                 concurrency_limit=4),
+                      send.click(respond, inputs, [chat, box, sources, session], api_visibility="private",
+                                 concurrency_limit=4),
+                      new_chat.click(start_afresh, [chat, session, past], afresh, api_visibility="private"),
+                      # the chat's own trash icon deletes the conversation: no sources, no follow-up context
+                      chat.clear(delete, None, [chat, box, sources, session], api_visibility="private"),
+                      earlier.input(reopen, [earlier, chat, session, past], afresh, api_visibility="private")):
             event.then(stored, kept, saved, api_visibility="private")
-        demo.load(restored, saved, kept, api_visibility="private")
+        demo.load(restored, [saved, past], [chat, session, sources, earlier], api_visibility="private")
         chat.like(on_like, [session], None, api_visibility="private")
         gr.api(api_ask, api_name="ask", queue=False)  # one HTTP request per call: no queue, no event stream
         gr.api(api_search, api_name="search", queue=False)
         if loading:
             demo.load(lambda: gr.update(choices=document_choices()), None, docs, api_visibility="private")
+    with demo.route("Document", "/document", show_in_navbar=False) as page:
+        shown = gr.HTML("<p>Opening the document…</p>", elem_id="kzqa-document")
+        page.load(show_document, None, shown, api_visibility="private")
     return demo
 
 
