@@ -399,7 +399,7 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
         picked = next((c for c in entries if isinstance(c, dict) and str(c.get("id")) == str(chosen)), None)
         kept = conversation(picked)
         if kept is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), history_choices(past)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         rest = archived(list(history or []), {**new_session(), **(session or {})},
                         [c for c in entries if c is not picked])
         return kept[0], "", panel(kept[1]), kept[1], rest, history_choices(rest)
@@ -452,9 +452,10 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
                     docs = gr.CheckboxGroup([] if loading else document_choices(), value=[],
                                             label="Only these documents (none = all)")
                 sources = gr.HTML(panel(new_session()), elem_id="kzqa-sources")
-                with gr.Accordion("Earlier conversations", open=False, elem_id="kzqa-history"):
-                    earlier = gr.Dropdown([], value=None, label="Reopen a conversation kept in this browser",
-                                          elem_id="kzqa-history-list")
+                # not inside a folded accordion (Gradio renders those late); a value that has just left
+                # the list is no error (allow_custom_value): reopen() skips ids it does not find
+                earlier = gr.Dropdown([], value=None, label="Earlier conversations (kept in this browser)",
+                                      elem_id="kzqa-history-list", allow_custom_value=True)
                 gr.Examples(EXAMPLES, inputs=box, label="Examples", elem_id="kzqa-examples")
         inputs = [box, chat, session, k, mode, docs]
         kept = [chat, session]

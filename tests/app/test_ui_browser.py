@@ -55,22 +55,27 @@ def ask(page, question: str, replies_before: int) -> str:
     return bots.nth(bots.count() - 1).inner_text()
 
 
+def card(page, n: int):
+    """Card n of the answer whose sources the panel shows."""
+    return page.locator(f'#kzqa-sources details:not([hidden]) .kzqa-card[id$="-{n}"]')
+
+
 def test_cited_answer_with_highlighted_source_card(page):
     reply = ask(page, "How tall is the Bayterek tower?", 0)
     assert "97 meters" in reply and "[1]" in reply
     assert "Partial answer" not in reply and "do not cover" not in reply
     assert page.locator('#kzqa-sources [data-status="answered"] h3').inner_text() == "Sources"
-    card = page.locator("#kzqa-card-1")
-    card.wait_for(timeout=30_000)
-    assert "A Dilemma: Chinese Influence in Kazakhstan and East Turkestan" in card.inner_text()
-    marked = card.locator("mark")
+    first = card(page, 1)
+    first.wait_for(timeout=30_000)
+    assert "A Dilemma: Chinese Influence in Kazakhstan and East Turkestan" in first.inner_text()
+    marked = first.locator("mark")
     assert marked.count() >= 1 and "97 meters" in marked.first.inner_text()
     # the marker in the chat is a link to its card
-    marker = page.locator('#kzqa-chat a[href*="#kzqa-card-1"]').first
+    marker = page.locator('#kzqa-chat a[href*="#kzqa-card-"]').first
     page.evaluate("window.scrollTo(0, 0)")
     marker.click()
     page.wait_for_timeout(800)
-    assert card.is_visible() and page.locator("#kzqa-card-1.kzqa-flash").count() == 1
+    assert first.is_visible() and page.locator("#kzqa-sources .kzqa-card.kzqa-flash").count() == 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat-answer.png"), full_page=True)
 
@@ -81,7 +86,7 @@ def test_partial_answer_is_shown_apart_from_a_full_one(page):
     assert "as context only (not an answer)" in reply
     bot = page.locator('#kzqa-chat [data-testid="bot"]').last
     assert bot.locator("blockquote").count() >= 1  # the context quotes are set apart
-    assert bot.locator('a[href*="#kzqa-card-1"]').count() >= 1
+    assert bot.locator('a[href*="#kzqa-card-"][href$="-1"]').count() >= 1
     sources = page.locator('#kzqa-sources [data-status="partial"]')
     sources.wait_for(timeout=30_000)
     assert sources.locator("h3").inner_text() == "Context (not an answer)"
@@ -151,7 +156,7 @@ def test_direct_answer_confidence_and_missing_part(page):
     assert bot.locator("strong").first.inner_text() == "97 meters"
     assert bot.locator("strong").count() >= 2  # the line on top and inside the quoted sentence
     assert re.search(r"(High|Medium|Low) confidence", reply)
-    assert page.locator("#kzqa-card-1 mark strong").inner_text() == "97 meters"
+    assert card(page, 1).locator("mark strong").inner_text() == "97 meters"
     page.click("#kzqa-new-chat")  # a new conversation: the next question is no follow-up of the first
     page.wait_for_function("""() => !document.querySelector('#kzqa-chat [data-testid="bot"]')""")
     reply = ask(page, "When was Bilash put under house arrest, and how much was he fined?", 0)
@@ -198,10 +203,11 @@ def test_axe_finds_no_serious_or_critical_violations(browser, running_app, state
 
 def test_a_marker_moves_the_focus_to_its_card_and_says_where_it_goes(page):
     ask(page, "How tall is the Bayterek tower?", 0)
-    marker = page.locator('#kzqa-chat a[href*="#kzqa-card-1"]').first
+    marker = page.locator('#kzqa-chat a[href*="#kzqa-card-"]').first
     assert "Source 1" in (marker.get_attribute("aria-label") or "")
     marker.click()
-    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'kzqa-card-1'")
+    page.wait_for_function("(id) => document.activeElement && document.activeElement.id === id",
+                           arg=marker.get_attribute("href").split("#")[1])
     assert page.get_attribute("#kzqa-sources", "aria-live") == "polite"
 
 
@@ -265,7 +271,7 @@ def test_a_reload_keeps_the_conversation_and_new_chat_clears_it(page):
     assert page.locator('#kzqa-chat [data-testid="bot"]').count() == 0
 
 
-def test_on_a_phone_the_sources_follow_the_question_box(browser, running_app):
+def test_on_a_phone_the_sources_come_right_after_the_answer(browser, running_app):
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
@@ -273,14 +279,143 @@ def test_on_a_phone_the_sources_follow_the_question_box(browser, running_app):
         page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
         ask(page, "How tall is the Bayterek tower?", 0)
         page.wait_for_function("() => document.querySelector('#kzqa-sources').innerText.includes('97 meters')")
-        buttons = page.locator("#kzqa-new-chat").bounding_box()
-        settings = page.locator("#kzqa-settings").bounding_box()
-        sources = page.locator("#kzqa-sources").bounding_box()
-        # settings (folded) right under the buttons, then the sources: nothing long in between
-        assert buttons["y"] < settings["y"] < sources["y"] < buttons["y"] + buttons["height"] + 200
+        box = {name: page.locator(sel).bounding_box() for name, sel in (
+            ("chat", "#kzqa-chat"), ("sources", "#kzqa-sources"), ("question", "#kzqa-question"),
+            ("settings", "#kzqa-settings"))}
+        chat_end = box["chat"]["y"] + box["chat"]["height"]
+        # the chat, its sources right under it, then the question box, then the (folded) settings
+        assert chat_end - 1 <= box["sources"]["y"] < chat_end + 60, box
+        assert box["sources"]["y"] + box["sources"]["height"] <= box["question"]["y"] + 1 < box["settings"]["y"], box
         user = page.locator('#kzqa-chat [data-testid="user"]').first.bounding_box()
-        chat = page.locator("#kzqa-chat").bounding_box()
-        assert user["y"] >= chat["y"]  # the question bubble is inside the chat, under no label
+        assert user["y"] >= box["chat"]["y"]  # the question bubble is inside the chat, under no label
         page.screenshot(path=str(ARTIFACTS / "phone-answer.png"), full_page=True)
+        summary = page.locator("#kzqa-sources details:not([hidden]) > summary")
+        summary.click()  # the sources fold away, and come back
+        page.wait_for_function("() => !document.querySelector('#kzqa-sources details:not([hidden])').open")
+        assert card(page, 1).is_hidden()
+        summary.click()
+        card(page, 1).wait_for(state="visible")
     finally:
         context.close()
+
+
+def test_a_marker_in_the_first_of_two_answers_opens_the_first_answers_card(page):
+    ask(page, "How tall is the Bayterek tower?", 0)
+    ask(page, "Who founded Atajurt Eriktileri?", 1)
+    shown = page.locator("#kzqa-sources details:not([hidden]) .kzqa-for")
+    assert "Atajurt" in shown.inner_text()  # the panel says which answer its cards belong to
+    marker = page.locator('#kzqa-chat [data-testid="bot"]').first.locator('a[href*="#kzqa-card-"]').first
+    marker.focus()  # focusing (or hovering) a marker previews its quoted sentence
+    tip = page.locator("#kzqa-preview")
+    tip.wait_for(state="visible")
+    assert "97 meters" in tip.inner_text() and tip.get_attribute("role") == "tooltip"
+    target = marker.get_attribute("href").split("#")[1]
+    marker.press("Enter")
+    page.wait_for_function("(id) => document.activeElement && document.activeElement.id === id", arg=target)
+    assert "How tall is the Bayterek tower?" in shown.inner_text()
+    assert page.locator("#kzqa-sources details:not([hidden])").count() == 1
+    assert "97 meters" in page.locator(f"#{target} mark").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "older-answer-source.png"), full_page=True)
+    page.locator("#kzqa-sources details:not([hidden]) .kzqa-latest").click()
+    page.wait_for_function("""() => document.querySelector('#kzqa-sources details:not([hidden]) .kzqa-for')
+        .innerText.includes('Atajurt')""")
+
+
+def axe_violations(page) -> list:
+    """axe-core's serious and critical violations on the page as it is."""
+    assert os.path.exists(AXE), "axe-core is missing: `make browser` installs it (npm install axe-core)"
+    page.add_script_tag(path=AXE)
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [(v["id"], v["impact"], [n["html"][:80] for n in v["nodes"]][:3]) for v in result["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+def test_the_document_view_opens_at_the_cited_passage(page):
+    ask(page, "Why did Kazakhs protest in 2016?", 0)
+    source = card(page, 1)
+    quote = source.locator("mark").first.inner_text()
+    title = source.get_attribute("data-title")
+    section = source.locator(".kzqa-meta").inner_text().split(" · ")[0]
+    with page.context.expect_page() as opened:
+        source.locator("a", has_text="read in the document").click()
+    doc = opened.value
+    doc.wait_for_selector("#kzqa-cited mark", timeout=60_000)
+    doc.wait_for_function("""() => { const r = document.getElementById('kzqa-cited').getBoundingClientRect();
+        return r.top >= 0 && r.top < innerHeight; }""", timeout=10_000)  # scrolled into view
+    assert quote in doc.locator("#kzqa-cited mark").first.inner_text()
+    assert doc.locator("h1").inner_text() == title
+    assert section in doc.locator("nav li").all_inner_texts()
+    assert "2021-05-24" in doc.locator(".kzqa-doc .kzqa-meta").first.inner_text()
+    doc.wait_for_timeout(300)
+    doc.screenshot(path=str(ARTIFACTS / "document-view.png"))
+    assert axe_violations(doc) == []
+
+
+def test_earlier_conversations_reopen_in_this_browser_only(browser, running_app, page):
+    ask(page, "Who founded Atajurt Eriktileri?", 0)
+    page.click("#kzqa-new-chat")
+    page.wait_for_function("""() => !document.querySelector('#kzqa-chat [data-testid="bot"]')""")
+    ask(page, "How tall is the Bayterek tower?", 0)
+    page.locator("#kzqa-history-list input").click()
+    page.locator("ul[role=listbox] li", has_text="Who founded Atajurt Eriktileri?").click()
+    page.wait_for_function("""() => document.querySelector('#kzqa-chat').innerText.includes('Atajurt') &&
+        document.querySelectorAll('#kzqa-chat [data-testid="bot"]').length === 1 &&
+        document.querySelector('#kzqa-sources').innerText.includes('Atajurt')""", timeout=30_000)
+    page.locator("#kzqa-history-list input").click()  # the conversation open until then took its place
+    page.wait_for_function("""() => [...document.querySelectorAll('ul[role=listbox] li')].map(li => li.innerText.trim())
+        .join('|') === 'How tall is the Bayterek tower? (1 questions)'""", timeout=15_000)
+    page.keyboard.press("Escape")
+    reply = ask(page, "When was it founded?", 1)  # its follow-up context came back with it
+    assert "Searched for:" in reply and "Atajurt" in reply
+    other = browser.new_context()  # another browser sees none of it
+    try:
+        elsewhere = other.new_page()
+        elsewhere.goto(running_app)
+        elsewhere.wait_for_selector("#kzqa-question textarea", timeout=60_000)
+        elsewhere.wait_for_timeout(1_000)
+        elsewhere.locator("#kzqa-history-list input").click()
+        assert elsewhere.locator("ul[role=listbox] li").count() == 0
+        assert elsewhere.locator('#kzqa-chat [data-testid="bot"]').count() == 0
+    finally:
+        other.close()
+
+
+def test_copy_gives_plain_text_with_the_sources_written_out(browser, running_app):
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=running_app.rstrip("/"))
+    page = context.new_page()
+    try:
+        page.goto(running_app)
+        page.wait_for_selector("#kzqa-question textarea", timeout=60_000)
+        ask(page, "How tall is the Bayterek tower?", 0)
+        page.locator('#kzqa-chat button[aria-label="Copy message"]').last.click()
+        page.wait_for_timeout(500)
+        text = page.evaluate("navigator.clipboard.readText()")
+    finally:
+        context.close()
+    assert "Nur-Sultan (Astana)" in text and "97 meters of altitude" in text
+    assert "history. [1] — A Dilemma: Chinese Influence in Kazakhstan and East Turkestan, INSAMER" in text
+    assert "\\" not in text and "](#" not in text and "**" not in text
+
+
+def test_the_keyboard_reaches_question_markers_cards_votes_and_settings_with_a_focus_ring(page):
+    ask(page, "How tall is the Bayterek tower?", 0)
+    page.evaluate("() => { document.activeElement.blur(); window.scrollTo(0, 0); }")
+    rings: dict[str, bool] = {}
+    for _ in range(150):
+        page.keyboard.press("Tab")
+        kind, ring = page.evaluate("""() => {
+            const e = document.activeElement; if (!e) return [null, false];
+            const kind = e.matches('#kzqa-question textarea') ? 'question'
+                : e.matches('#kzqa-chat a[href*="#kzqa-card-"]') ? 'marker'
+                : e.matches('#kzqa-sources .kzqa-card') ? 'card'
+                : e.matches('#kzqa-chat button[aria-label="Like"], #kzqa-chat button[aria-label="Dislike"]') ? 'vote'
+                : e.closest('#kzqa-settings') ? 'settings' : null;
+            const st = getComputedStyle(e);
+            const ring = (st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2) || st.boxShadow !== 'none';
+            return [kind, ring]; }""")
+        if kind:
+            rings[kind] = rings.get(kind, True) and ring
+        if len(rings) == 5:
+            break
+    assert rings == {"question": True, "marker": True, "card": True, "vote": True, "settings": True}, rings
