@@ -21,7 +21,15 @@ from ..qa.retrieve import DEFAULT_MODE, MODES
 from ..stores.base import IndexProblem
 from .feedback import FeedbackStore, PgFeedbackStore, open_feedback
 from .guard import Guard, private_temp_folder
-from .render import SourceGroup, as_text, parse_place, render_document, render_library, render_panel, render_reply
+from .render import (
+    SourceGroup,
+    as_text,
+    parse_place,
+    render_document,
+    render_library,
+    render_panel,
+    render_reply,
+)
 
 EXAMPLES = [
     "How tall is the Bayterek tower?",
