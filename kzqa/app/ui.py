@@ -61,7 +61,7 @@ CSS = """
 .kzqa-for { display: block; font-size: 0.9em; color: #4b5563; margin-left: 1.1em; }
 .dark .kzqa-for { color: #d1d5db; }
 .kzqa-latest { margin: 0 0 8px 0; padding: 2px 8px; border: 1px solid #1d4ed8; border-radius: 6px;
-               color: #1d4ed8; background: transparent; }
+               color: #1d4ed8; background: transparent; font-size: 0.85em; font-weight: normal; }
 .kzqa-answer-sources:last-child .kzqa-latest { display: none; }
 #kzqa-preview { position: fixed; z-index: 1000; max-width: min(420px, 90vw); padding: 8px 10px;
                 border-radius: 6px; background: #111827; color: #f9fafb; font-size: 0.9em;
