@@ -200,7 +200,7 @@ def answer_sources(group: SourceGroup) -> str:
     shown = group.question if len(group.question) <= 120 else group.question[:117] + "…"
     cards = [_card(h, group.answer_id, n, group.numbered, group.short_offsets if n == group.short_marker else None)
              for n, h in enumerate(group.hits, 1)] or ["<p>No passage came close to this question.</p>"]
-    return (f'<summary><h3>{heading}</h3><span class="kzqa-for">for “{html.escape(shown)}”</span></summary>'
+    return (f'<summary><h2>{heading}</h2><span class="kzqa-for">for “{html.escape(shown)}”</span></summary>'
             '<button type="button" class="kzqa-latest">Show the latest answer’s sources</button>' + "".join(cards))
 
 

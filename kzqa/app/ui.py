@@ -57,7 +57,7 @@ CSS = """
 .kzqa-passage mark, .kzqa-doc mark { background: #ffe58a; color: #111; padding: 0 1px; }
 .kzqa-passage mark strong { text-decoration: underline; }
 .kzqa-answer-sources > summary { cursor: pointer; margin-bottom: 8px; }
-.kzqa-answer-sources > summary h3 { display: inline; margin: 0; }
+.kzqa-answer-sources > summary h2 { display: inline; margin: 0; font-size: 1.15em; }
 .kzqa-for { display: block; font-size: 0.9em; color: #4b5563; margin-left: 1.1em; }
 .dark .kzqa-for { color: #d1d5db; }
 .kzqa-latest { margin: 0 0 8px 0; padding: 2px 8px; border: 1px solid #1d4ed8; border-radius: 6px;
@@ -460,10 +460,10 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
                     docs = gr.CheckboxGroup([] if loading else document_choices(), value=[],
                                             label="Only these documents (none = all)")
                 sources = gr.HTML(panel(new_session()), elem_id="kzqa-sources")
-                # not inside a folded accordion (Gradio renders those late); a value that has just left
-                # the list is no error (allow_custom_value): reopen() skips ids it does not find
-                earlier = gr.Dropdown([], value=None, label="Earlier conversations (kept in this browser)",
-                                      elem_id="kzqa-history-list", allow_custom_value=True)
+                # radio buttons, not a dropdown nor a folded accordion: their choices show as soon as
+                # they change (Gradio renders folded parts late, and an open dropdown kept its old list)
+                earlier = gr.Radio([], value=None, label="Earlier conversations (kept in this browser)",
+                                   elem_id="kzqa-history-list")
                 gr.Examples(EXAMPLES, inputs=box, label="Examples", elem_id="kzqa-examples")
         inputs = [box, chat, session, k, mode, docs]
         kept = [chat, session]
