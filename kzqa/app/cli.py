@@ -25,6 +25,9 @@ app.add_typer(feedback_app, name="feedback")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks of this machine (see also `kzqa eval`).")
 app.add_typer(bench_app, name="bench")
 
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the REST API /api/v1 (stored hashed in a key file).")
+app.add_typer(keys_app, name="keys")
+
 db_app = typer.Typer(no_args_is_help=True, help="A local PostgreSQL + pgvector server (needs: pip install 'kzqa\\[postgres]').")
 app.add_typer(db_app, name="db")
 
@@ -369,9 +372,22 @@ def serve(
     auth: Optional[str] = typer.Option(None, "--auth", envvar="KZQA_AUTH",
                                        help="user:password to require a login (or $KZQA_AUTH)."),
     share: bool = typer.Option(False, "--share", help="Create a public Gradio share link."),
+    api_keys: Optional[Path] = typer.Option(None, "--api-keys", envvar="KZQA_API_KEYS_FILE",
+                                            help="A key file (kzqa keys create): /api/v1 then needs "
+                                                 "'Authorization: Bearer <key>'. $KZQA_API_KEYS (keys, "
+                                                 "comma-separated) also turns keys on."),
+    rate_limit: str = typer.Option("20/second", "--rate-limit",
+                                   help="Requests per key (or client address) to /api/v1, e.g. 20/second, "
+                                        "600/minute."),
+    log_questions: bool = typer.Option(False, "--log-questions",
+                                       help="Put the question text in the per-request log lines."),
 ) -> None:
-    """Start the web chat."""
+    """Start the web chat, with its REST API (/api/v1), /healthz, /readyz and /metrics."""
     db = _db(db, db_file)
+    service = _service_settings(api_keys, rate_limit, log_questions)
+    if not service.keys.enabled and not auth and not _is_loopback(host):
+        typer.echo(f"warning: serving on {host} with neither API keys nor --auth: anyone who can reach it "
+                   "can use the chat and /api/v1", err=True)
     _check_bindable(host, port)  # (one OpenMP thread per request is set by kzqa.channels.encoders, imported with kzqa)
     from ..backends import load_in_background
 
@@ -383,9 +399,36 @@ def serve(
 
     try:
         launch(index=index, host=host, port=port, auth=auth, share=share, db=db, feedback_db=feedback_db,
-               engine=engine, temp=temp)
+               engine=engine, temp=temp, service=service)
     except _expected_errors() as exc:
         _fail(str(exc))
+
+
+def _service_settings(api_keys: Optional[Path], rate_limit: str, log_questions: bool):
+    """The REST API's settings from the serve options, or a clear error."""
+    from limits import parse
+
+    from .keys import KeyRing
+    from .service import ServiceSettings
+
+    try:
+        parse(rate_limit)
+    except ValueError:
+        _fail(f"--rate-limit {rate_limit!r} is not a rate: write it like 20/second or 600/minute")
+    try:
+        keys = KeyRing(os.environ.get("KZQA_API_KEYS"), api_keys)
+    except (OSError, ValueError) as exc:
+        _fail(f"the API key file cannot be used: {exc}")
+    return ServiceSettings(keys=keys, rate_limit=rate_limit, log_questions=log_questions)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _check_bindable(host: str, port: int) -> None:
@@ -438,6 +481,62 @@ def feedback_export(
         _fail(str(exc))
     except Exception as exc:  # sqlite3.DatabaseError on a file that is not a database
         _fail(f"cannot read {redact(target) if isinstance(target, str) else target}: {exc}")
+
+
+KeyFileOpt = typer.Option(None, "--file", envvar="KZQA_API_KEYS_FILE",
+                          help="The key file (default: $KZQA_API_KEYS_FILE, else ~/.config/kzqa/api-keys).")
+
+
+def _key_file(path: Optional[Path]) -> Path:
+    return path or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kzqa" / "api-keys"
+
+
+@keys_app.command("create")
+def keys_create(name: str = typer.Argument(..., help="Whose key it is (shown by `kzqa keys list`)."),
+                file: Optional[Path] = KeyFileOpt) -> None:
+    """Make a new key, store its hash and print the key once (it cannot be shown again)."""
+    from .keys import add_key
+
+    path = _key_file(file)
+    try:
+        key = add_key(path, name)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot add a key to {path}: {exc}")
+    typer.echo(key)
+    typer.echo(f"key '{name}' stored (hashed) in {path}; give it as 'Authorization: Bearer <key>'. "
+               "It is shown only now.", err=True)
+
+
+@keys_app.command("list")
+def keys_list(file: Optional[Path] = KeyFileOpt) -> None:
+    """The keys in the file: name, created, the start of the hash (never a key)."""
+    from .keys import read_key_file
+
+    path = _key_file(file)
+    try:
+        entries = read_key_file(path) if path.exists() else []
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    for e in entries:
+        typer.echo(f"{e.name}\t{e.created}\t{e.hash[:19]}…")
+    if not entries:
+        typer.echo(f"no keys in {path}", err=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(which: str = typer.Argument(..., help="The key's name, or the start of its hash (8+ characters)."),
+                file: Optional[Path] = KeyFileOpt) -> None:
+    """Remove a key: a server using this file refuses it from its next request on."""
+    from .keys import revoke_key
+
+    path = _key_file(file)
+    try:
+        gone = revoke_key(path, which) if path.exists() else []
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    if not gone:
+        _fail(f"no key named or hashed '{which}' in {path}")
+    typer.echo(f"revoked {len(gone)} key(s): {', '.join(e.name for e in gone)}")
 
 
 @db_app.command("start")

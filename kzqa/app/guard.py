@@ -11,6 +11,8 @@
   line, ``{"error": "…"}``, never a Python object or a traceback.
 - **Nothing left behind**: :func:`private_temp_folder` gives the server a temporary folder of its
   own, removed when it stops.
+- **REST bodies at most MAX_BODY**: a POST to ``/api/…`` larger than 64 KB is answered 413 (in the
+  API's ``{"error": {"code", "message"}}`` form) before it is parsed.
 - **Login throttled per client address**: at most LOGIN_RATE attempts (the ``limits`` library's
   moving window) on ``/login``; then 429 with one line.
 
@@ -43,8 +45,11 @@ def private_temp_folder() -> Path:
     return folder
 
 
-def _reply(status: int, message: str):
-    body = json.dumps({"error": " ".join(message.split())}, ensure_ascii=False).encode()
+def _reply(status: int, message: str, code: str | None = None):
+    """A JSON error reply: ``{"error": "…"}``, or the REST API's ``{"error": {"code", "message"}}``
+    when a ``code`` is given."""
+    said = " ".join(message.split())
+    body = json.dumps({"error": {"code": code, "message": said} if code else said}, ensure_ascii=False).encode()
 
     async def send_reply(send) -> None:
         await send({"type": "http.response.start", "status": status,
@@ -106,6 +111,12 @@ class Guard:
             client = (scope.get("client") or ("unknown", 0))[0]
             if not self.limiter.hit(self.login_limit, "login", client):
                 return await _reply(429, f"too many login attempts from {client}: wait a minute")(send)
+        if path.startswith("/api/") and method in ("POST", "PUT", "PATCH"):
+            try:  # the REST API parses its own bodies, once they are known to be small enough
+                body = await _read_body(receive, _declared_length(scope))
+            except BadRequest as exc:
+                return await _reply(exc.status, str(exc), "too_large" if exc.status == 413 else "bad_request")(send)
+            return await self.app(scope, _replay(body, receive), send)
         match = _CALL.fullmatch(path)
         if match and method == "POST":
             if match.group(1) not in ENDPOINTS:
@@ -119,7 +130,18 @@ class Guard:
         return await self.app(scope, receive, send)
 
 
-async def _read_body(receive) -> bytes:
+def _declared_length(scope) -> int | None:
+    for key, value in scope.get("headers") or []:
+        if key.lower() == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _read_body(receive, declared: int | None = None) -> bytes:
+    """The request's body, or BadRequest 413 as soon as it is known to exceed MAX_BODY (from its
+    Content-Length before anything is read, else while reading)."""
+    if declared is not None and declared > MAX_BODY:
+        raise BadRequest(413, f"the body is larger than {MAX_BODY // 1024} KB")
     chunks, size = [], 0
     while True:
         message = await receive()

@@ -30,6 +30,7 @@ from .render import (
     render_panel,
     render_reply,
 )
+from .service import Metrics, RequestLog, ServiceSettings, log_requests_to_stderr, service_routes
 
 EXAMPLES = [
     "How tall is the Bayterek tower?",
@@ -504,19 +505,25 @@ READY_WAIT_S = 3.0  # an index that loads within this long is checked before the
 def launch(index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
            auth: str | None = None, share: bool = False, db: str | None = None,
            feedback_db: str | None = None, engine: Engine | PendingEngine | None = None,
-           temp: Path | None = None) -> None:
+           temp: Path | None = None, service: ServiceSettings | None = None) -> None:
     """Serve the chat on host:port (loopback by default; a share link only with share=True) from
     ``engine``, else the index folder ``index`` or the database ``db`` (loaded in the background
     while the page is built). A load error within READY_WAIT_S is raised here (the command
     fails); after that the port opens and questions wait for the index. Feedback goes to
     ``feedback_db`` (a path or URL), else to ``db`` (a read replica cannot take it: give the
     primary), else the default. Gradio's temporary files go to ``temp`` (made by
-    :func:`kzqa.app.guard.private_temp_folder` before Gradio was imported), removed at the end."""
+    :func:`kzqa.app.guard.private_temp_folder` before Gradio was imported), removed at the end.
+    The REST API, health, readiness and metrics (:mod:`kzqa.app.service`) are served beside the
+    chat, with ``service``'s keys and limits."""
     credentials = parse_auth(auth)
     engine = engine or load_in_background(index, db=db)
     if isinstance(engine, PendingEngine) and engine.wait(READY_WAIT_S):
         engine = engine.get()  # raises IndexProblem & co. while the command can still report them
-    demo = build_app(engine, open_feedback(feedback_db or db))
+    feedback = open_feedback(feedback_db or db)
+    demo = build_app(engine, feedback)
+    service = service or ServiceSettings()
+    metrics = Metrics.create()
+    log_requests_to_stderr()
     temp = temp or private_temp_folder()  # Gradio's temporary files: removed when the server stops
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill PID` stops it like Ctrl+C: cleanly
@@ -524,7 +531,9 @@ def launch(index: str | Path | None = None, host: str = "127.0.0.1", port: int =
         demo.queue(default_concurrency_limit=4, max_size=64).launch(
             server_name=host, server_port=port, share=share, auth=credentials, css=CSS, head=HEAD,
             footer_links=["api"], show_error=True, max_file_size=1,
-            app_kwargs={"middleware": [Middleware(Guard, check=call_checker(engine))]})
+            app_kwargs={"routes": service_routes(engine, feedback, service, metrics),  # before Gradio's own
+                        "middleware": [Middleware(RequestLog, metrics=metrics, log_questions=service.log_questions),
+                                       Middleware(Guard, check=call_checker(engine))]})
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
