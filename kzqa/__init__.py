@@ -7,7 +7,10 @@ from .ingest.passages import ChunkParams, Passage
 from .qa.answer import Answer
 from .qa.engine import Engine, QueryError
 from .qa.retrieve import Hit
+from .remote import connect
 from .stores.base import BuildSummary, IndexProblem
 
+
+
 __all__ = ["Answer", "BuildSummary", "ChunkParams", "Document", "Engine", "Hit", "IndexProblem",
-           "Passage", "QueryError", "Section", "__version__", "build", "load"]
+           "Passage", "QueryError", "Section", "__version__", "build", "connect", "load"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kzqa"
-LAYERS = {"_version": 0, "ingest": 0, "channels": 1, "stores": 2, "qa": 3, "backends": 4, "__init__": 4,
+LAYERS = {"_version": 0, "ingest": 0, "channels": 1, "stores": 2, "qa": 3, "backends": 4, "remote": 4, "__init__": 4,
           "bench": 5, "app": 6, "__main__": 7}
 
 

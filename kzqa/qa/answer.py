@@ -64,6 +64,19 @@ class Answer:
                                                            "start": self.short_offsets[0],
                                                            "end": self.short_offsets[1]}}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Answer":
+        """The answer :meth:`to_dict` wrote, e.g. by a server (``Answer.from_dict(a.to_dict())``
+        equals ``a`` but for the confidence, rounded to 4 decimals)."""
+        short = data.get("short") or {}
+        return cls(question=data["question"], text=data["text"], abstained=data["abstained"],
+                   citations=[Hit.from_dict(h) for h in data.get("citations", [])],
+                   related=[Hit.from_dict(h) for h in data.get("related", [])], mode=data.get("mode", "hybrid"),
+                   lang=data.get("lang", "en"), notice=data.get("notice"), confidence=data.get("confidence", 0.0),
+                   quotes=[(str(s), int(n)) for s, n in data.get("quotes", [])], status=data.get("status", ANSWERED),
+                   summary=data.get("summary"), short=short.get("text"), short_marker=short.get("marker"),
+                   short_offsets=(short["start"], short["end"]) if short else None)
+
 
 @dataclass(frozen=True)
 class Candidate:

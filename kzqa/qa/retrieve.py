@@ -58,6 +58,12 @@ class Hit:
         data["highlights"] = [list(h) for h in self.highlights]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Hit":
+        """The hit :meth:`to_dict` wrote (``Hit.from_dict(h.to_dict()) == h``)."""
+        return cls(**{**data, "highlights": [tuple(h) for h in data.get("highlights", [])],
+                      "channel_scores": dict(data.get("channel_scores", {}))})
+
 
 _KAZAKH_LETTERS = set("әғқңөұүһіӘҒҚҢӨҰҮҺІ")
 
