@@ -10,7 +10,5 @@ from .qa.retrieve import Hit
 from .remote import connect
 from .stores.base import BuildSummary, IndexProblem
 
-
-
 __all__ = ["Answer", "BuildSummary", "ChunkParams", "Document", "Engine", "Hit", "IndexProblem",
            "Passage", "QueryError", "Section", "__version__", "build", "connect", "load"]
