@@ -5,11 +5,14 @@ same :class:`Hit`, :class:`Answer` and :class:`Document` dataclasses, so code wr
 local engine runs against a server unchanged. A request the server refuses as made (bad input,
 a missing or wrong key, an unknown document, too large, rate limited) raises
 :class:`QueryError` with the server's message; a server that cannot answer (unreachable, not
-ready, its index unavailable) raises :class:`IndexProblem`.
+ready, its index unavailable) raises :class:`IndexProblem`. A reply 429 (rate limited) or 503
+(busy, loading) that says when to come back (Retry-After, at most MAX_WAIT_S) is retried after
+that wait, up to ``retries`` times.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 
 from .ingest.corpus import Document, Section
@@ -19,15 +22,16 @@ from .qa.retrieve import DEFAULT_MODE, Hit
 from .stores.base import IndexProblem
 
 REFUSED = (400, 401, 403, 404, 405, 409, 413, 422, 429)  # the request, not the server, is at fault
+MAX_WAIT_S = 10.0  # the longest Retry-After the client waits out by itself
 
 
 class RemoteEngine:
     """A kzqa server's REST API (/api/v1) with the engine's interface."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 60.0):
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 60.0, retries: int = 3):
         import httpx
 
-        self.url = url.rstrip("/")
+        self.url, self.retries = url.rstrip("/"), retries
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=timeout)
         self._documents: RemoteDocuments | None = None
@@ -35,10 +39,15 @@ class RemoteEngine:
     def _call(self, method: str, path: str, **kwargs) -> dict:
         import httpx
 
-        try:
-            reply = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise IndexProblem(f"the kzqa server at {self.url} cannot be reached ({type(exc).__name__})") from None
+        for attempt in range(self.retries + 1):
+            try:
+                reply = self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise IndexProblem(f"the kzqa server at {self.url} cannot be reached ({type(exc).__name__})") from None
+            wait = _retry_after(reply)
+            if wait is None or attempt == self.retries:
+                break
+            time.sleep(wait)
         if reply.status_code < 400:
             return reply.json()
         try:
@@ -78,6 +87,17 @@ class RemoteEngine:
         self.close()
 
 
+def _retry_after(reply) -> float | None:
+    """How long to wait before asking again, for a 429 or 503 that says so (and not too long)."""
+    if reply.status_code not in (429, 503):
+        return None
+    try:
+        wait = float(reply.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= MAX_WAIT_S else None
+
+
 class RemoteDocuments(Mapping):
     """The documents of a server, as ``engine.documents`` is: a mapping id → Document."""
 
@@ -104,9 +124,9 @@ class RemoteDocuments(Mapping):
         return len(self._ids)
 
 
-def connect(url: str, api_key: str | None = None, timeout: float = 60.0) -> RemoteEngine:
+def connect(url: str, api_key: str | None = None, timeout: float = 60.0, retries: int = 3) -> RemoteEngine:
     """A running kzqa server at ``url`` (e.g. "http://127.0.0.1:7860"), used like ``kzqa.load()``."""
-    return RemoteEngine(url, api_key=api_key, timeout=timeout)
+    return RemoteEngine(url, api_key=api_key, timeout=timeout, retries=retries)
 
 
 __all__ = ["RemoteEngine", "connect"]

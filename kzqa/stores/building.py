@@ -233,8 +233,9 @@ def _corpus_hash(hashes: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
 
 
-def manifest_of(prepared: Prepared, channels: dict, corpus_path: str) -> dict:
-    """The manifest of a build: versions, corpus files and hash, chunking, channels, counts."""
+def manifest_of(prepared: Prepared, channels: dict, corpus_path: str, started: float | None = None) -> dict:
+    """The manifest of a build: versions, corpus files and hash, chunking, channels, counts, and
+    how long the build took until now (from ``started``, a ``time.perf_counter()``)."""
     hashes = prepared.read.hashes  # of the bytes read, not of the folder now
     passages = prepared.passages
     return {
@@ -245,6 +246,7 @@ def manifest_of(prepared: Prepared, channels: dict, corpus_path: str) -> dict:
         "counts": {"documents": len(prepared.read.documents), "passages": len(passages),
                    "sentences": sum(len(p.sentences) for p in passages)},
         "problems": [str(p) for p in prepared.read.problems],
+        **({"build_seconds": round(time.perf_counter() - started, 2)} if started is not None else {}),
     }
 
 

@@ -281,7 +281,8 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
             seed_cache(previous, target, cache, prepared.encoders)
             built = embed_and_index(prepared, cache, progress)
             channels = write_vectors(tmp, built.vectors, built.lexical, built.stats, index_type, built.query_models)
-            write_manifest(tmp, manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent)))
+            write_manifest(tmp, manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent),
+                                           started))
             _swap_in(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

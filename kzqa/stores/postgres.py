@@ -272,7 +272,7 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     seed_cache(read_previous(default_index_path()), default_index_path(), cache, prepared.encoders)
     built = embed_and_index(prepared, cache, progress)
     manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in built.vectors.items()},
-                           str(prepared.corpus_dir.resolve()))
+                           str(prepared.corpus_dir.resolve()), started)
     schema = write_serving(url, prepared.read.documents, prepared.passages, built.vectors, built.lexical,
                            built.stats, manifest, built.query_models)
     return summary_of(prepared, f"{redact(url)} ({schema})", started, built.embedded)
