@@ -230,3 +230,63 @@ def test_serving_beyond_loopback_without_keys_or_login_warns(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "warning: serving on 0.0.0.0 with neither API keys nor --auth" in out
+
+
+def test_503_while_the_index_loads_then_ready(tmp_path):
+    """The service's app itself (FastAPI, in this process) over an engine whose loading waits for
+    a gate, then loads the shipped index."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    import kzqa
+    from kzqa.app.feedback import FeedbackStore
+    from kzqa.app.service import Metrics, ServiceSettings, service_routes
+    from kzqa.backends import PendingEngine
+
+    gate = threading.Event()
+    engine = PendingEngine(lambda: (gate.wait(60), kzqa.load())[1])
+    app = FastAPI(routes=service_routes(engine, FeedbackStore(tmp_path / "f.sqlite3"), ServiceSettings(),
+                                        Metrics.create()))
+    with TestClient(app) as client:
+        for path, method in (("/readyz", "GET"), ("/api/v1/ask", "POST"), ("/api/v1/documents", "GET")):
+            reply = client.request(method, path, json={"question": "Bayterek?"} if method == "POST" else None)
+            assert reply.status_code == 503 and reply.headers["retry-after"], path
+            assert reply.json()["error"] == {"code": "not_ready", "message": "the index is still loading"}
+        assert client.get("/healthz").status_code == 200  # alive all along
+        gate.set()
+        assert engine.wait(120)
+        assert client.get("/readyz").json()["status"] == "ready"
+        assert client.post("/api/v1/ask", json={"question": "How tall is the Bayterek tower?"}).json()["short"][
+            "text"] == "97 meters"
+
+
+def test_503_when_the_database_stops_answering(new_database, tmp_path):
+    import psycopg
+
+    from kzqa.stores.postgres import build_db
+
+    url = new_database()
+    build_db(url, ROOT / "corpus")
+    port = free_port()
+    env = dict(os.environ, KZQA_DATABASE_URL=url, KZQA_FEEDBACK_DB=str(tmp_path / "f.sqlite3"))
+    env.pop("KZQA_API_KEYS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "kzqa", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, proc)
+        assert httpx.get(base + "/readyz").status_code == 200
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        time.sleep(1.5)  # past the store's one-second look for a newer generation
+        ready = httpx.get(base + "/readyz")
+        assert ready.status_code == 503 and ready.json()["error"]["code"] == "not_ready"
+        asked = httpx.post(base + "/api/v1/ask", json={"question": "How tall is the Bayterek tower?"}, timeout=60)
+        assert asked.status_code == 503 and "password" not in asked.text and name not in asked.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" WITH ALLOW_CONNECTIONS true')
