@@ -56,6 +56,7 @@ bench: install
 # 16 and 32 gradio_client users asking /ask for 20 s each → benchmarks/results/load.json and results.md.
 loadtest: install
 	$(PYTHON) -m kzqa bench load --users 16 --users 32 --seconds 20 --out benchmarks/results/load.json
+	$(PYTHON) -m kzqa bench load --via rest --users 16 --users 32 --seconds 20 --out benchmarks/results/load-rest.json
 	$(PYTHON) benchmarks/run.py --render-only
 
 clean:

@@ -291,14 +291,18 @@ def bench_load(
     seconds: float = typer.Option(20.0, "--seconds", min=1, max=3600, help="Length of each run."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report here."),
+    via: str = typer.Option("gradio", "--via", help="gradio (gradio_client, /ask) or rest (POST /api/v1/ask, "
+                                                    "an API key per user)."),
 ) -> None:
-    """Start the chat on loopback and keep N gradio_client users asking /ask for S seconds:
-    answers/s, p50/p95 latency and errors per user count."""
+    """Start the chat on loopback and keep N users asking for S seconds, through gradio_client or
+    the REST API: answers/s, p50/p95 latency and errors per user count."""
     from ..bench import speed
     from ..bench.evaluate import environment, markdown_table
 
+    if via not in ("gradio", "rest"):
+        _fail(f"--via must be gradio or rest, not {via!r}")
     try:
-        report = {"runs": speed.load_test(tuple(users), seconds), **environment()}
+        report = {"runs": speed.load_test(tuple(users), seconds, via=via), **environment()}
     except (OSError, RuntimeError, TimeoutError) as exc:
         _fail(f"load test failed: {exc}")
     rows = [[r["users"], r["seconds"], r["answers"], r["answers_per_s"], r["p50"], r["p95"], r["errors"]]

@@ -89,13 +89,14 @@ def first_answer() -> dict:
 
 
 @contextmanager
-def running_app(timeout: float = 120) -> Iterator[int]:
-    """``python app.py`` on a free loopback port; yields the port once it is open, and stops
-    the app on exit. RuntimeError if the port does not open within ``timeout`` seconds."""
+def running_app(timeout: float = 120, env: dict | None = None) -> Iterator[int]:
+    """``python app.py`` on a free loopback port (with ``env`` added to the environment); yields
+    the port once it is open, and stops the app on exit. RuntimeError if the port does not open
+    within ``timeout`` seconds."""
     port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
             with socket.socket() as s:
@@ -227,16 +228,20 @@ def http_load(qs: list[str], user_counts=(4, 32), per_user: int = 20) -> dict:
         return out
 
 
-def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100) -> dict:
-    """Start the app and, for each user count in turn, keep that many ``gradio_client`` users
-    asking ``/ask`` (one client and thread each, dev questions in turn) for ``seconds``:
-    answers, answers/s, p50/p95 ms and errors (with the first few messages)."""
-    from gradio_client import Client
+def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100, via: str = "gradio") -> dict:
+    """Start the app and, for each user count in turn, keep that many users asking for
+    ``seconds`` (one client and thread each, dev questions in turn): through ``gradio_client``
+    and ``/ask`` (``via="gradio"``) or through the REST API ``POST /api/v1/ask`` with an API key
+    per user (``via="rest"``: each key has its own rate limit, as separate clients would).
+    Per run: answers, answers/s, p50/p95 ms and errors (with the first few messages)."""
+    import secrets
 
     qs = dev_questions(questions)
-    with running_app() as port:
-        url = f"http://127.0.0.1:{port}/"
-        Client(url, verbose=False).predict(QUESTION, 5, "hybrid", api_name="/ask")  # warm-up
+    keys = [secrets.token_urlsafe(32) for _ in range(max(user_counts))]  # any text is a key in $KZQA_API_KEYS
+    with running_app(env={"KZQA_API_KEYS": ",".join(keys)} if via == "rest" else None) as port:
+        url = f"http://127.0.0.1:{port}"
+        ask = _rest_asker(url) if via == "rest" else _gradio_asker(url)
+        ask(keys[0])(QUESTION)  # warm-up
         out = {}
         for users in user_counts:
             times: list[float] = []
@@ -246,7 +251,7 @@ def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100)
 
             def user(offset: int) -> None:
                 try:
-                    client = Client(url, verbose=False)
+                    asking = ask(keys[offset % len(keys)])
                 except Exception as exc:  # counted, not raised
                     with lock:
                         errors.append(f"connect: {type(exc).__name__}: {exc}")
@@ -255,7 +260,7 @@ def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100)
                 while time.perf_counter() < deadline:
                     t = time.perf_counter()
                     try:
-                        result = client.predict(qs[i % len(qs)], 5, "hybrid", api_name="/ask")
+                        result = asking(qs[i % len(qs)])
                         if result.get("status") not in ("answered", "partial", "not_covered"):
                             raise ValueError(f"unexpected reply {str(result)[:80]}")
                     except Exception as exc:
@@ -267,10 +272,33 @@ def load_test(user_counts=(16, 32), seconds: float = 20.0, questions: int = 100)
                     i += 1
 
             elapsed = _run_users(user, users, len(qs))
-            out[str(users)] = {"users": users, "seconds": round(elapsed, 1), "answers": len(times),
+            out[str(users)] = {"users": users, "via": via, "seconds": round(elapsed, 1), "answers": len(times),
                                "answers_per_s": round(len(times) / elapsed, 1), **percentiles(times),
                                "errors": len(errors), "error_samples": errors[:3]}
         return out
+
+
+def _gradio_asker(url: str):
+    from gradio_client import Client
+
+    def connect(key: str):
+        client = Client(url + "/", verbose=False)
+        return lambda question: client.predict(question, 5, "hybrid", api_name="/ask")
+    return connect
+
+
+def _rest_asker(url: str):
+    def connect(key: str):
+        client = httpx_client()
+        client.headers["Authorization"] = f"Bearer {key}"
+
+        def ask(question: str) -> dict:
+            reply = client.post(url + "/api/v1/ask", json={"question": question, "k": 5, "mode": "hybrid"})
+            if reply.status_code != 200:
+                raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:120]}")
+            return reply.json()
+        return ask
+    return connect
 
 
 # ---------------------------------------------------------------- build
