@@ -290,3 +290,11 @@ def test_503_when_the_database_stops_answering(new_database, tmp_path):
         proc.wait(timeout=30)
         with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" WITH ALLOW_CONNECTIONS true')
+
+
+def test_the_readmes_client_example_runs(server, capsys):
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## HTTP API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    block = block.replace('"http://127.0.0.1:7860"', repr(server[0]))
+    exec(compile(block, "README.md", "exec"), {"KEY": server[1]["alice"]})
+    assert "97 meters" in capsys.readouterr().out
