@@ -298,3 +298,30 @@ def test_the_readmes_client_example_runs(server, capsys):
     block = block.replace('"http://127.0.0.1:7860"', repr(server[0]))
     exec(compile(block, "README.md", "exec"), {"KEY": server[1]["alice"]})
     assert "97 meters" in capsys.readouterr().out
+
+
+def test_questions_beyond_the_answering_slots_wait_then_get_503(engine, tmp_path):
+    """One answering slot and almost no patience: of many questions at once, those that find the
+    slot taken past the timeout get 503 'busy'; the others are answered."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from kzqa.app.feedback import FeedbackStore
+    from kzqa.app.service import Metrics, ServiceSettings, service_routes
+
+    settings = ServiceSettings(max_concurrent=1, queue_timeout=0.001, rate_limit="1000/second")
+    app = FastAPI(routes=service_routes(engine, FeedbackStore(tmp_path / "f.sqlite3"), settings, Metrics.create()))
+    statuses, lock = [], threading.Lock()
+    with TestClient(app) as client:
+        def asker():
+            for _ in range(3):
+                reply = client.post("/api/v1/ask", json={"question": "Why did Kazakhs protest in 2016?", "k": 10})
+                with lock:
+                    statuses.append((reply.status_code, reply.json().get("error", {}).get("code")))
+
+        threads = [threading.Thread(target=asker) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert set(statuses) <= {(200, None), (503, "busy")} and (503, "busy") in statuses and (200, None) in statuses
