@@ -104,8 +104,9 @@ def running_app(feedback_db):
     """``python app.py`` on a free loopback port; yields its URL and stops it afterwards."""
     port = free_port()
     env = dict(os.environ, KZQA_FEEDBACK_DB=str(feedback_db))
+    log = open(feedback_db.parent / "app.log", "w")  # a file, never an unread pipe: the app logs every request
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}/"

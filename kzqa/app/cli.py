@@ -389,10 +389,10 @@ def serve(
     """Start the web chat, with its REST API (/api/v1), /healthz, /readyz and /metrics."""
     db = _db(db, db_file)
     service = _service_settings(api_keys, rate_limit, log_questions)
+    _check_bindable(host, port)
     if not service.keys.enabled and not auth and not _is_loopback(host):
         typer.echo(f"warning: serving on {host} with neither API keys nor --auth: anyone who can reach it "
-                   "can use the chat and /api/v1", err=True)
-    _check_bindable(host, port)  # (one OpenMP thread per request is set by kzqa.channels.encoders, imported with kzqa)
+                   "can use the chat and /api/v1", err=True)  # (one OpenMP thread per request is set by kzqa.channels.encoders, imported with kzqa)
     from ..backends import load_in_background
 
     engine = load_in_background(index, db=db)  # the index loads while the web framework imports

@@ -40,7 +40,8 @@ def replica(pg_server):
 def _serve(db: str, feedback_db: str, tmp_path: Path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "kzqa", "serve", "--port", str(port), "--db", db,
-                             "--feedback-db", feedback_db], cwd=ROOT, stdout=subprocess.PIPE,
+                             "--feedback-db", feedback_db], cwd=ROOT,
+                            stdout=open(tmp_path / f"serve-{port}.log", "w"),  # a file: the app logs every request
                             stderr=subprocess.STDOUT, text=True, env=dict(os.environ, HOME=str(tmp_path)))
     return proc, port
 
