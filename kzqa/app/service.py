@@ -14,8 +14,8 @@ Retry-After), 503 not ready or too busy. Never an exception's text.
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations, which
 name models defined inside :func:`service_routes`.)
 
-With API keys (:class:`ServiceSettings.key_hashes`), ``/api/v1`` needs ``Authorization: Bearer
-<key>``; keys are stored only as SHA-256 hashes. Each key (or each client address, without keys)
+With API keys (:class:`ServiceSettings.keys`, a :class:`kzqa.app.keys.KeyRing`), ``/api/v1`` needs
+``Authorization: Bearer <key>``; keys are stored only as SHA-256 hashes. Each key (or each client address, without keys)
 gets ``rate_limit`` requests (the ``limits`` library's moving window: never more than N in any
 window); at most ``max_concurrent`` questions are answered at once and the rest wait up to
 ``queue_timeout`` seconds, then get 503.
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._version import __version__
+from ..backends import PendingEngine
 from ..qa.engine import MAX_K, MAX_QUESTION_CHARS, QueryError
 from ..qa.followup import resolve_followup
 from ..qa.retrieve import DEFAULT_MODE, MODES
@@ -171,8 +172,6 @@ class RequestLog:
 
 def readiness(engine) -> tuple[bool, str]:
     """(ready, why not): the index has loaded and its store answers (a database reachable)."""
-    from ..backends import PendingEngine
-
     if isinstance(engine, PendingEngine):
         if not engine.wait(0):
             return False, "the index is still loading"
@@ -309,7 +308,7 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
         ok, why = readiness(engine)
         if not ok:
             raise ApiError(503, "not_ready", why, {"Retry-After": "5"})
-        return engine.get() if hasattr(engine, "get") else engine
+        return engine.get() if isinstance(engine, PendingEngine) else engine
 
     def client_of(request: Request) -> str:
         """Who a request counts against: its key (by hash) or its address; 401 for a missing
