@@ -33,10 +33,17 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s's (and scikit-learn's) token patte
 
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+    """bm25s's English stopwords, read from its ``stopwords.py`` without importing bm25s itself
+    (whose ``__init__`` imports numba and scipy: ~0.15 s a cold start that only asks)."""
+    import importlib.util
 
     assert SETTINGS["stopwords"] == "en"
-    return frozenset(STOPWORDS_EN)
+    package = importlib.util.find_spec("bm25s")
+    path = Path(package.submodule_search_locations[0]) / "stopwords.py"
+    spec = importlib.util.spec_from_file_location("_kzqa_bm25s_stopwords", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return frozenset(module.STOPWORDS_EN)
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -73,9 +80,8 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), show_progress=False, allow_pickle=False))
+        """The index bm25s saved in ``folder``, read without importing bm25s (see :class:`SavedBM25`)."""
+        return cls(SavedBM25.load(folder))
 
     def document_frequencies(self) -> dict[str, int]:
         """Texts containing each stemmed term, read off bm25s's term-by-document matrix."""
@@ -101,6 +107,43 @@ class LexicalIndex:
             return []
         best = np.argpartition(-scores, n - 1)[:n]
         return sorted(((int(r), float(scores[r])) for r in best), key=lambda t: (-t[1], t[0]))
+
+
+class SavedBM25:
+    """A BM25 index that bm25s saved (``BM25.save``), read with NumPy alone and scored as bm25s's
+    ``get_scores`` does (its lucene method: each query term's precomputed column of the
+    term-by-document matrix summed, in float32, then multiplied by the weight mask); the same
+    ``scores``, ``vocab_dict`` and ``get_scores`` as a ``bm25s.BM25``, without importing bm25s
+    (numba, scipy: ~0.15 s of every cold start). ``tests/channels/test_lexical.py`` holds the
+    scores equal to bm25s's."""
+
+    FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy")
+
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, num_docs: int,
+                 vocab_dict: dict[str, int], dtype: str = "float32"):
+        self.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": num_docs}
+        self.vocab_dict, self.dtype = vocab_dict, dtype
+
+    @classmethod
+    def load(cls, folder: Path) -> "SavedBM25":
+        import json
+
+        folder = Path(folder)
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        if params.get("method") != SETTINGS["method"]:
+            raise ValueError(f"{folder}: a BM25 index of method {params.get('method')!r}, not {SETTINGS['method']!r}")
+        data, indices, indptr = (np.load(folder / name, allow_pickle=False) for name in cls.FILES)
+        vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+        return cls(data, indices, indptr, int(params["num_docs"]), vocab, params.get("dtype", "float32"))
+
+    def get_scores(self, terms: list[str], weight_mask: np.ndarray | None = None) -> np.ndarray:
+        data, indices, indptr = self.scores["data"], self.scores["indices"], self.scores["indptr"]
+        scores = np.zeros(self.scores["num_docs"], dtype=np.dtype(self.dtype))
+        for term in terms:
+            t = self.vocab_dict.get(term)
+            if t is not None:
+                np.add.at(scores, indices[indptr[t]:indptr[t + 1]], data[indptr[t]:indptr[t + 1]])
+        return scores * weight_mask if weight_mask is not None else scores
 
 
 def lucene_idf(df, n: int):
