@@ -92,32 +92,34 @@ def run_load() -> None:
 
 
 def load_section() -> list[str]:
-    from kzqa.bench import markdown_table
 
     r = _load("load.json")
     if not r:
         return []
-    rows = [[x["users"], x["seconds"], x["answers"], x["answers_per_s"], x["p50"], x["p95"], x["errors"]]
-            for x in r["runs"].values()]
     return ["## Load test (`make loadtest`: `kzqa bench load`)", "",
             f"One run on {r['machine']}, {r['date']}: the chat started on loopback (`python app.py`), then N "
             "users, each its own `gradio_client.Client` and thread, asking `/ask` (dev questions in turn, "
             "hybrid, k=5) without pause for the time shown. The test suite runs the 16-user case for 20 s and "
             "requires 0 errors.", "",
-            markdown_table(["users", "s", "answers", "answers/s", "p50 ms", "p95 ms", "errors"], rows), ""] + rest_load()
+            load_table(r), ""] + rest_load()
+
+
+def load_table(r: dict) -> str:
+    from kzqa.bench import markdown_table
+
+    rows = [[x["users"], x["seconds"], x["answers"], x["answers_per_s"], x["p50"], x["p95"], x["errors"]]
+            for x in r["runs"].values()]
+    return markdown_table(["users", "s", "answers", "answers/s", "p50 ms", "p95 ms", "errors"], rows)
 
 
 def rest_load() -> list[str]:
-    from kzqa.bench import markdown_table
 
     r = _load("load-rest.json")
     if not r:
         return []
-    rows = [[x["users"], x["seconds"], x["answers"], x["answers_per_s"], x["p50"], x["p95"], x["errors"]]
-            for x in r["runs"].values()]
     return [f"Through the REST API (`kzqa bench load --via rest`), one run on {r['machine']}, {r['date']}: each "
             "user its own `httpx` client and API key (so its own rate limit), asking `POST /api/v1/ask` the same "
-            "way.", "", markdown_table(["users", "s", "answers", "answers/s", "p50 ms", "p95 ms", "errors"], rows), ""]
+            "way.", "", load_table(r), ""]
 
 
 def run_fuzz() -> None:

@@ -34,7 +34,7 @@ from .._version import __version__
 from ..backends import PendingEngine
 from ..qa.engine import MAX_K, MAX_QUESTION_CHARS, QueryError
 from ..qa.followup import resolve_followup
-from ..qa.retrieve import DEFAULT_MODE, MODES
+from ..qa.retrieve import DEFAULT_MODE, MODES, Hit
 from ..stores.base import IndexProblem
 from .keys import KeyRing
 
@@ -238,22 +238,6 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
         abstained: bool = False
         answer_id: str | None = Field(None, max_length=64, description="A later vote with the same id replaces it.")
 
-    class HitOut(BaseModel):
-        text: str
-        doc_id: str
-        title: str
-        section: str
-        url: str | None
-        score: float
-        passage_id: str
-        start: int
-        end: int
-        rank: int
-        channel_scores: dict[str, float]
-        highlights: list[list[int]]
-        publisher: str | None
-        date: str | None
-
     class ShortOut(BaseModel):
         text: str
         marker: int
@@ -266,8 +250,8 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
         summary: str | None
         text: str
         abstained: bool
-        citations: list[HitOut]
-        related: list[HitOut]
+        citations: list[Hit]  # the dataclass itself: its fields are the JSON's
+        related: list[Hit]
         mode: str
         lang: str
         notice: str | None
@@ -277,7 +261,7 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
 
     class SearchOut(BaseModel):
         query: str
-        hits: list[HitOut]
+        hits: list[Hit]
 
     class SectionOut(BaseModel):
         title: str

@@ -13,7 +13,7 @@ import time
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, run_cli, wait_for_port
+from conftest import ROOT, free_port, run_cli, stop, wait_for_port
 
 RATE = "40/second"
 
@@ -43,11 +43,7 @@ def server(key_file, tmp_path_factory):
         wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}", keys, logs
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def call(server, method, path, key="alice", **kwargs):
