@@ -7,6 +7,7 @@ folder is given) means PostgreSQL (:mod:`kzqa.stores.postgres`), anything else t
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -92,9 +93,23 @@ class PendingEngine:
         return getattr(self.get(), name)
 
 
-def load_in_background(path: str | Path | None = None, db: str | None = None, **params) -> PendingEngine:
-    """Start :func:`load` in a thread and return at once."""
-    return PendingEngine(lambda: load(path, db=db, **params))
+def load_in_background(path: str | Path | None = None, db: str | None = None, warm: bool = False,
+                       **params) -> PendingEngine:
+    """Start :func:`load` in a thread and return at once; with ``warm``, the engine answers one
+    question there too, so that the first user's question does not pay the models' first run."""
+    def load_and_warm() -> Engine:
+        engine = load(path, db=db, **params)
+        if warm:
+            try:
+                engine.ask(WARM_UP)
+            except Exception:  # noqa: BLE001 — a failing question fails for users too, who are told why
+                logging.getLogger("kzqa").debug("the warm-up question failed", exc_info=True)
+        return engine
+
+    return PendingEngine(load_and_warm)
+
+
+WARM_UP = "What do the documents say about this?"  # any question: it runs every model once
 
 
 __all__ = ["ENV_URL", "PendingEngine", "build", "load", "load_in_background"]

@@ -395,7 +395,7 @@ def serve(
                    "can use the chat and /api/v1", err=True)  # (one OpenMP thread per request is set by kzqa.channels.encoders, imported with kzqa)
     from ..backends import load_in_background
 
-    engine = load_in_background(index, db=db)  # the index loads while the web framework imports
+    engine = load_in_background(index, db=db, warm=True)  # loads (and runs once) while the web framework imports
     from .guard import private_temp_folder
 
     temp = private_temp_folder()  # before Gradio is imported: it reads the folder once
