@@ -95,21 +95,19 @@ class PendingEngine:
 
 def load_in_background(path: str | Path | None = None, db: str | None = None, warm: bool = False,
                        **params) -> PendingEngine:
-    """Start :func:`load` in a thread and return at once; with ``warm``, the engine answers one
-    question there too, so that the first user's question does not pay the models' first run."""
+    """Start :func:`load` in a thread and return at once; with ``warm``, :meth:`Engine.warm_up`
+    runs there too, so that the first user's question pays neither the models' first run nor
+    the Chinese word list."""
     def load_and_warm() -> Engine:
         engine = load(path, db=db, **params)
         if warm:
             try:
-                engine.ask(WARM_UP)
+                engine.warm_up()
             except Exception:  # noqa: BLE001 — a failing question fails for users too, who are told why
-                logging.getLogger("kzqa").debug("the warm-up question failed", exc_info=True)
+                logging.getLogger("kzqa").debug("the warm-up failed", exc_info=True)
         return engine
 
     return PendingEngine(load_and_warm)
-
-
-WARM_UP = "What do the documents say about this?"  # any question: it runs every model once
 
 
 __all__ = ["ENV_URL", "PendingEngine", "build", "load", "load_in_background"]

@@ -61,6 +61,9 @@ def ranked(scored) -> list[tuple[int, float]]:
     return sorted(((int(r), float(s)) for r, s in scored), key=lambda t: (-t[1], t[0]))
 
 
+WARM_UP_QUESTION = "What do the documents say about this?"  # any question: it runs every model once
+
+
 @lru_cache(maxsize=1)
 def _side_pool() -> ThreadPoolExecutor:
     """One worker thread that encodes a lone question's second model beside the first."""
@@ -109,8 +112,15 @@ class Engine:
         self.selection = selection or SelectionParams()
         self._in_flight = 0  # questions being encoded now (decides whether models run side by side)
         self._lock = threading.Lock()
-        if MULTILINGUAL in encoders:
-            _side_pool().submit(warm_up)  # jieba's word list, loaded while the first question is typed
+
+    def warm_up(self) -> None:
+        """Run every model once, and start loading the Chinese word list (jieba, ~0.5 s) in a
+        thread of its own ('kzqa-jieba'), so that no user's first question pays for them: for a
+        server, before its first user (``kzqa serve`` does it while Gradio imports). A one-off
+        ``kzqa ask`` skips it: its own question loads what it needs."""
+        self.ask(WARM_UP_QUESTION)
+        if MULTILINGUAL in self.encoders:
+            threading.Thread(target=warm_up, name="kzqa-jieba", daemon=True).start()
 
     @property
     def documents(self) -> Mapping[str, Document]:
