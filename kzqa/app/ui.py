@@ -218,6 +218,11 @@ def new_session() -> dict:
     return {"queries": [], "records": {}, "sources": {}}
 
 
+def whole_session(session) -> dict:
+    """``session`` with every part :func:`new_session` has (a session from an older page lacks some)."""
+    return {**new_session(), **(session or {})}
+
+
 def panel(session: dict) -> str:
     """The Sources panel of a conversation (see :func:`render_panel`)."""
     return render_panel([SourceGroup.from_dict(g) for g in session["sources"].values()])
@@ -226,7 +231,7 @@ def panel(session: dict) -> str:
 def stored(history: list, session: dict) -> dict:
     """What the browser keeps of the conversation: its messages and its session (JSON: the
     records' keys become strings)."""
-    session = {**new_session(), **(session or {})}
+    session = whole_session(session)
     return {"history": history, "session": {**session, "records": {str(i): r for i, r in session["records"].items()}}}
 
 
@@ -277,10 +282,15 @@ def title_of(session: dict) -> str:
     return text if len(text) <= 70 else text[:67] + "…"
 
 
+def earlier_conversations(past) -> list[dict]:
+    """The entries of this browser's history list that hold a conversation (see :func:`conversation`)."""
+    return [c for c in (past if isinstance(past, list) else []) if conversation(c) is not None]
+
+
 def archived(history: list, session: dict, past) -> list:
     """The history list with this conversation put first (when it has any message), at most
     MAX_PAST long."""
-    earlier = [c for c in (past if isinstance(past, list) else []) if conversation(c) is not None]
+    earlier = earlier_conversations(past)
     if not history:
         return earlier[:MAX_PAST]
     entry = {**stored(history, session), "id": uuid.uuid4().hex, "title": title_of(session),
@@ -290,7 +300,7 @@ def archived(history: list, session: dict, past) -> list:
 
 def history_choices(past) -> dict:
     """The history list's entries: 'first question (n questions)', newest first."""
-    entries = [c for c in (past if isinstance(past, list) else []) if conversation(c) is not None]
+    entries = earlier_conversations(past)
     return gr.update(choices=[(f"{c.get('title') or 'Conversation'} ({c.get('questions', '?')} questions)",
                                str(c.get("id"))) for c in entries], value=None)
 
@@ -343,7 +353,7 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
 
     def respond(message: str, history: list, session: dict, k: int, mode: str, doc_ids: list):
         history = list(history or [])
-        session = {**new_session(), **(session or {})}
+        session = whole_session(session)
         question = str(message or "")[:4 * MAX_QUESTION_CHARS].strip()  # the engine cuts it to MAX_QUESTION_CHARS
         if not question:
             yield history + [{"role": "assistant", "content": as_text(EMPTY_HINT)}], "", gr.skip(), session
@@ -394,7 +404,7 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
     def start_afresh(history: list, session: dict, past):
         """'New chat': this conversation goes to the history list, and a new one starts with
         no messages, no sources and no follow-up context."""
-        past = archived(list(history or []), {**new_session(), **(session or {})}, past)
+        past = archived(list(history or []), whole_session(session), past)
         return [], "", panel(new_session()), new_session(), past, history_choices(past)
 
     def delete():
@@ -404,13 +414,12 @@ def build_app(engine: Engine | PendingEngine, feedback: FeedbackStore | PgFeedba
     def reopen(chosen: str | None, history: list, session: dict, past):
         """A conversation picked from the history list comes back (messages, sources, follow-up
         context) and leaves the list; the one open until then takes its place there."""
-        entries = past if isinstance(past, list) else []
-        picked = next((c for c in entries if isinstance(c, dict) and str(c.get("id")) == str(chosen)), None)
+        entries = earlier_conversations(past)
+        picked = next((c for c in entries if str(c.get("id")) == str(chosen)), None)
         kept = conversation(picked)
         if kept is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        rest = archived(list(history or []), {**new_session(), **(session or {})},
-                        [c for c in entries if c is not picked])
+        rest = archived(list(history or []), whole_session(session), [c for c in entries if c is not picked])
         return kept[0], "", panel(kept[1]), kept[1], rest, history_choices(rest)
 
     def api_ask(question: str, k: int = 5, mode: str = DEFAULT_MODE) -> dict:

@@ -55,6 +55,7 @@ import json
 import os
 import struct
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -514,19 +515,16 @@ class OnnxE5:
         # questions and words: the sorted vocabulary (when the export has it); many texts at once:
         # tokenizers' own model, built from tokenizer.json when first needed (~0.45 s)
         self._fast = SortedUnigram(folder / FAST_VOCAB_FILE, UNK) if (folder / FAST_VOCAB_FILE).is_file() else None
-        self._tokenizer = None
         with open(folder / NORMALIZER_FILE, encoding="utf-8") as f:
             self._table = {int(k): v for k, v in json.load(f)["map"].items()}
         self._window = self.max_tokens - 2
 
     # -- tokenisation ---------------------------------------------------------
-    @property
+    @cached_property
     def _tok(self):
-        if self._tokenizer is None:
-            from tokenizers import Tokenizer
+        from tokenizers import Tokenizer
 
-            self._tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
-        return self._tokenizer
+        return Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
 
     def _content(self, texts: list[str]) -> list[list[int]]:
         """Content token ids (no <s>/</s>, no truncation) for already-prefixed texts."""

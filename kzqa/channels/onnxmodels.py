@@ -26,6 +26,7 @@ import os
 import shutil
 import threading
 import warnings
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -62,7 +63,6 @@ class OnnxEncoder:
         self._tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_tokens)
-        self._counter_tokenizer = None  # counts tokens without truncation: made when first needed
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -78,23 +78,23 @@ class OnnxEncoder:
         """The fingerprint of the weights this model was exported from."""
         return self.meta["source_fingerprint"]
 
+    @cached_property
     def _counter(self):
-        """A second tokenizer, without truncation (a build counts passages' tokens; questions never)."""
-        if self._counter_tokenizer is None:
-            from tokenizers import Tokenizer
+        """A second tokenizer, without truncation, made when first needed (a build counts
+        passages' tokens; questions never do)."""
+        from tokenizers import Tokenizer
 
-            counter = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
-            counter.no_padding()
-            counter.no_truncation()
-            self._counter_tokenizer = counter
-        return self._counter_tokenizer
+        counter = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
+        counter.no_padding()
+        counter.no_truncation()
+        return counter
 
     def count_tokens(self, text: str) -> int:
         return self.count_tokens_many([text])[0]
 
     def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
         with self._lock:
-            return [len(e.ids) for e in self._counter().encode_batch([self.passage_prefix + t for t in texts])]
+            return [len(e.ids) for e in self._counter.encode_batch([self.passage_prefix + t for t in texts])]
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.query_prefix + t for t in texts])

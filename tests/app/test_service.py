@@ -282,8 +282,7 @@ def test_503_when_the_database_stops_answering(new_database, tmp_path):
         asked = httpx.post(base + "/api/v1/ask", json={"question": "How tall is the Bayterek tower?"}, timeout=60)
         assert asked.status_code == 503 and "password" not in asked.text and name not in asked.text
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
         with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" WITH ALLOW_CONNECTIONS true')
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, ROOT, free_port, wait_for_port
+from conftest import CORPUS, ROOT, free_port, stop, wait_for_port
 
 psycopg = pytest.importorskip("psycopg", reason="PostgreSQL support is not installed (pip install 'kzqa[postgres]')")
 
@@ -44,14 +44,6 @@ def _serve(db: str, feedback_db: str, tmp_path: Path):
                             stdout=open(tmp_path / f"serve-{port}.log", "w"),  # a file: the app logs every request
                             stderr=subprocess.STDOUT, text=True, env=dict(os.environ, HOME=str(tmp_path)))
     return proc, port
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def _wait_for_extra(client, timeout: float = 60) -> None:
@@ -109,4 +101,4 @@ def test_replica_app_serves_the_build_made_on_the_primary(pg_server, replica, ne
         assert "2015" in answer["text"] and answer["citations"][0]["doc_id"] == "extra"
     finally:
         for proc, _ in apps:
-            _stop(proc)
+            stop(proc)
