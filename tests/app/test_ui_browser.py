@@ -191,6 +191,13 @@ def test_axe_finds_no_serious_or_critical_violations(browser, running_app, state
         # the page has finished rendering: the example buttons have their text (axe saw them empty)
         page.wait_for_function("""() => { const items = document.querySelectorAll('button.gallery-item');
             return items.length > 0 && [...items].every(b => b.innerText.trim().length > 0); }""", timeout=30_000)
+        # and the page's load events are over: while they run, Gradio lays a translucent status
+        # overlay on their output components (the Sources panel), which axe once measured as low
+        # contrast on the start page
+        page.wait_for_function("""() => {
+            const trackers = [...document.querySelectorAll('#kzqa-sources [data-testid="status-tracker"]')];
+            return trackers.length > 0 && trackers.every(t => t.classList.contains('hide')); }""", timeout=30_000)
+        page.wait_for_timeout(300)
         page.add_script_tag(path=AXE)
         result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
         page.screenshot(path=str(ARTIFACTS / f"axe-{state.replace(' ', '-')}.png"), full_page=state == "phone")
