@@ -192,6 +192,8 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
 ) -> None:
     """The passages most relevant to a question, best first."""
+    global _ANSWERED
+    _ANSWERED = True
     db = _db(db, db_file)
     hits = _on_engine(index, db, query, lambda engine: engine.search(query, k=k, mode=mode))
     if as_json:
@@ -211,6 +213,8 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
 ) -> None:
     """An answer quoted from the documents, with numbered citations."""
+    global _ANSWERED
+    _ANSWERED = True
     db = _db(db, db_file)
     answer = _on_engine(index, db, question, lambda engine: engine.ask(question, k=k, mode=mode))
     if as_json:
@@ -608,7 +612,25 @@ def main(argv: list[str] | None = None) -> None:
             _report(f"internal error ({type(exc).__name__}: {exc}); run again with KZQA_DEBUG=1 for the "
                     "traceback and report it")
             code = 1
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if argv is None and _ANSWERED:
+        _exit_without_teardown(code)
+    sys.exit(code)
+
+
+_ANSWERED = False  # set by ask and search, whose process has nothing left to do once they printed
+
+
+def _exit_without_teardown(code: int) -> None:
+    """End the process at once, its output flushed: a one-off question's process would spend
+    ~0.06 s (of a cold ``kzqa ask``'s ~0.45 s) in Python's teardown, freeing models and modules
+    the OS reclaims anyway."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (kzqa ask … | head -1): nothing more to say
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -41,10 +41,22 @@ def _key(path: Path) -> str:
     return f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
 
 
+_parsed: tuple[tuple[int, ...], dict[str, str]] | None = None  # the cache file's stamp and content
+
+
 def _read_cache() -> dict[str, str]:
+    """The cache's entries (a copy). Parsed once per version of the file: every write replaces
+    it (a new inode), so its device, inode, size and mtime name a version, and opening an index, which
+    asks for a dozen files' digests, reads the file once instead of once per file."""
+    global _parsed
+    target = _cache_file()
     try:
-        data = json.loads(_cache_file().read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
+        st = target.stat()
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if _parsed is None or _parsed[0] != stamp:
+            data = json.loads(target.read_text(encoding="utf-8"))
+            _parsed = (stamp, data if isinstance(data, dict) else {})
+        return dict(_parsed[1])
     except (OSError, ValueError):
         return {}
 

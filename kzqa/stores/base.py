@@ -25,9 +25,10 @@ A store answers these questions, and the engine asks nothing else of it:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -64,6 +65,17 @@ class Store(Protocol):
 
 class IndexProblem(Exception):
     """An index that is missing, broken, stale or built with other models."""
+
+
+T = TypeVar("T")
+
+
+def start_each(make: Callable[[str], T], names: Sequence[str], pool: ThreadPoolExecutor) -> dict[str, Future[T]]:
+    """``make(name)`` for every name, started at once on ``pool``; ``result[name].result()`` is
+    its value (or raises its error). A store opens its question encoders this way while it reads
+    its other files: onnxruntime builds a session with the GIL released, so two models open in
+    about 0.6× the time of one after the other (0.16 s against 0.26 s here)."""
+    return {name: pool.submit(make, name) for name in names}
 
 
 @dataclass

@@ -13,6 +13,7 @@ import json
 import mmap
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..channels.lexical import CorpusStats, LexicalIndex
 from ..channels.onnxmodels import damaged_files, onnx_available, open_exported
 from ..ingest.corpus import Document
 from ..ingest.passages import Passage
-from .base import HNSW_EF_SEARCH, IndexProblem
+from .base import HNSW_EF_SEARCH, IndexProblem, start_each
 from .manifest import (
     FORMAT,
     LEXICAL,
@@ -296,8 +297,6 @@ def misplaced_passages(manifest: dict, store: "FileStore") -> list[str]:
 
 def open_index(path: str | Path | None = None, check: bool = True) -> tuple[FileStore, dict[str, Encoder]]:
     """Open an index folder as a store and load its models; refuse it if stale (``check``) or broken."""
-    import faiss
-
     path = Path(path) if path is not None else default_index_path()
     _restore_interrupted_swap(path)
     manifest = read_manifest(path)
@@ -311,9 +310,19 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[File
         raise IndexProblem(f"index at {path} is corrupt ({'; '.join(damaged[:5])}"
                            f"{f'; and {len(damaged) - 5} more' if len(damaged) > 5 else ''}). Rebuild with: {rebuild}")
     dense = dense_channels(manifest)
-    encoders = {c: query_encoder(path, manifest["channels"][c], rebuild) for c in dense}
+    with ThreadPoolExecutor(max(len(dense), 1), thread_name_prefix="kzqa-open") as pool:
+        opening = start_each(lambda c: query_encoder(path, manifest["channels"][c], rebuild), dense, pool)
+        store = _read_store(path, manifest, dense, rebuild)
+        encoders = {c: future.result() for c, future in opening.items()}
     if check:
         check_fresh(manifest, encoders, f"index at {path}", rebuild, path.parent)
+    return store, encoders
+
+
+def _read_store(path: Path, manifest: dict, dense: list[str], rebuild: str) -> FileStore:
+    """The index folder's files as a store, checked against the manifest (IndexProblem if not)."""
+    import faiss
+
     try:
         documents = LazyDocuments(JsonlRows(path / "documents.jsonl"))
         passages = LazyPassages(JsonlRows(path / "passages.jsonl"))
@@ -340,4 +349,5 @@ def open_index(path: str | Path | None = None, check: bool = True) -> tuple[File
             wrong.append(f"{c}: {vectors[c].ntotal} vectors for {store.size} passages")
     if wrong:
         raise IndexProblem(f"index at {path} is corrupt ({'; '.join(wrong)}). Rebuild with: {rebuild}")
-    return store, encoders
+    return store
+

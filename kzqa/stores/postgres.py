@@ -33,6 +33,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from .base import (
     HNSW_EF_SEARCH,  # the same search breadth as FAISS's HNSW
     BuildSummary,
     IndexProblem,
+    start_each,
 )
 from .building import (
     Embedded,
@@ -569,7 +571,10 @@ def open_database(url: str, check: bool = True) -> tuple[PgStore, dict[str, Enco
     the command that rebuilds it) if its corpus folder, when present here, or its models changed."""
     store = PgStore(url)
     manifest = store.current().manifest
-    encoders = {c: store.query_encoder(manifest["channels"][c]) for c in dense_channels(manifest)}
+    dense = dense_channels(manifest)
+    with ThreadPoolExecutor(max(len(dense), 1), thread_name_prefix="kzqa-open") as pool:
+        opening = start_each(lambda c: store.query_encoder(manifest["channels"][c]), dense, pool)
+        encoders = {c: future.result() for c, future in opening.items()}
     if check:
         check_fresh(manifest, encoders, f"the index in the database at {redact(url)}",
                     f"kzqa build --corpus {manifest['corpus']['path']} --db {redact(url)}")

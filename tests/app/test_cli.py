@@ -80,9 +80,9 @@ def _one_line_error(result, code: int) -> str:
 
 
 @pytest.mark.parametrize("args, code, says", [
-    (["ask", "--k", "0", "x"], 2, "greater than or equal to 1"),
-    (["ask", "--k", "5000", "x"], 2, "less than or equal to 1000"),
-    (["search", "-k", "many", "x"], 2, "valid integer"),
+    (["ask", "--k", "0", "x"], 2, "0 is not in the range 1<=x<=1000"),
+    (["ask", "--k", "5000", "x"], 2, "5000 is not in the range 1<=x<=1000"),
+    (["search", "-k", "many", "x"], 2, "'many' is not a valid int"),
     (["serve", "--port", "99999"], 2, "65535"),
     (["no-such-command"], 2, "No such command"),
     (["ask"], 2, "Missing argument"),
