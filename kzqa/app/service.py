@@ -28,7 +28,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 from .._version import __version__
 from ..backends import PendingEngine
@@ -44,6 +44,7 @@ request_log = logging.getLogger("kzqa.requests")
 DEFAULT_RATE_LIMIT = "20/second"  # per key or client: one person asking never meets it
 MAX_CONCURRENT = 4  # questions answered at once (as the chat)
 QUEUE_TIMEOUT_S = 30.0  # how long a question waits for its turn before 503
+DOCS_ASSETS = "/api/docs/assets"  # Swagger UI's script, style and icon, from the fastapi-offline wheel
 
 
 # ---------------------------------------------------------------- settings, errors, metrics
@@ -73,9 +74,11 @@ ROUTES = ("/api/v1/ask", "/api/v1/search", "/api/v1/documents", "/api/v1/feedbac
 
 def route_label(path: str) -> str:
     """A request's route as a metric label (few values): '/api/v1/documents/{id}' for any
-    document, the chat's own requests as 'chat'."""
+    document, '/api/docs' for the docs page and its files, the chat's own requests as 'chat'."""
     if path.startswith("/api/v1/documents/"):
         return "/api/v1/documents/{id}"
+    if path.startswith("/api/docs"):
+        return "/api/docs"
     path = path.rstrip("/") or "/"
     return path if path in ROUTES else "/api/v1/other" if path.startswith("/api/") else "chat"
 
@@ -188,13 +191,46 @@ def readiness(engine) -> tuple[bool, str]:
     return True, ""
 
 
+# Swagger UI as axe-core finds it lacks a page language, a name for its servers list, keyboard
+# access to its scrolling examples, and contrast on its version badges, links and method
+# badges and its Authorize button; the docs page adds them (checked in Chromium by
+# tests/app/test_ui_browser.py).
+DOCS_STYLE = """<style>
+.swagger-ui .info .title small, .swagger-ui .info .title small.version-stamp { background: #3b4151; }
+.swagger-ui .info .title small pre { color: #fff; }
+.swagger-ui .info a, .swagger-ui .info .url, .swagger-ui a.nostyle span { color: #1d4f91; }
+.swagger-ui .opblock.opblock-post .opblock-summary-method { background: #1e7b4f; color: #fff; }
+.swagger-ui .opblock.opblock-get .opblock-summary-method { background: #1d5fa6; color: #fff; }
+.swagger-ui .json-schema-2020-12-expand-deep-button { color: #505050; }
+.swagger-ui .btn.authorize { border-color: #1e7b4f; color: #1e7b4f; }
+.swagger-ui .btn.authorize svg { fill: #1e7b4f; }
+</style>"""
+DOCS_SCRIPT = """<script>
+new MutationObserver(() => {
+  const servers = document.getElementById('servers');
+  if (servers && !servers.hasAttribute('aria-label')) servers.setAttribute('aria-label', 'Server');
+  // examples scroll sideways: keyboard users reach them
+  document.querySelectorAll('pre.microlight:not([tabindex])').forEach(pre => pre.setAttribute('tabindex', '0'));
+}).observe(document.body, {childList: true, subtree: true});
+</script>"""
+
+
+def accessible_docs(html: str) -> str:
+    """Swagger UI's page with a language, the style and the script of DOCS_STYLE/DOCS_SCRIPT."""
+    return (html.replace("<html>", '<html lang="en">', 1).replace("</head>", DOCS_STYLE + "</head>", 1)
+            .replace("</body>", DOCS_SCRIPT + "</body>", 1))
+
+
 def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics) -> list:
     """The routes of the service (a Mount for /api/v1 and the top-level ones), for a FastAPI
     app's ``routes``; ``engine`` is an Engine or a PendingEngine."""
-    from fastapi import Depends, FastAPI, Query, Request
+    from importlib.resources import files
+
+    from fastapi import Depends, FastAPI, Query, Request, Security
     from fastapi.exceptions import RequestValidationError
     from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
     from limits import parse
     from limits.storage import MemoryStorage
     from limits.strategies import MovingWindowRateLimiter
@@ -202,6 +238,7 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
 
     limit = parse(settings.rate_limit)
     limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -294,13 +331,16 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
             raise ApiError(503, "not_ready", why, {"Retry-After": "5"})
         return engine.get() if isinstance(engine, PendingEngine) else engine
 
-    def client_of(request: Request) -> str:
+    bearer = HTTPBearer(auto_error=False, description="An API key made by `kzqa keys create`, needed when "
+                        "the server runs with keys (KZQA_API_KEYS or --api-keys)")
+
+    def client_of(request: Request, credentials: Optional[HTTPAuthorizationCredentials] = Security(bearer)) -> str:
         """Who a request counts against: its key (by hash) or its address; 401 for a missing
         or wrong key when keys are on."""
         if settings.keys is None or not settings.keys.enabled:
             return "addr:" + (request.client.host if request.client else "unknown")
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = credentials.credentials if credentials is not None else ""
+        if not key.strip():
             raise ApiError(401, "unauthorized", "an API key is needed: send 'Authorization: Bearer <key>'",
                            {"WWW-Authenticate": "Bearer"})
         hashed = settings.keys.accepts(key)
@@ -309,8 +349,7 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
                            {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return "key:" + hashed
 
-    def limited(request: Request) -> str:
-        who = client_of(request)
+    def limited(who: str = Depends(client_of)) -> str:
         if not limiter.hit(limit, "api", who):
             reset = limiter.get_window_stats(limit, "api", who).reset_time
             wait = max(1, math.ceil(reset - time.time()))
@@ -410,7 +449,7 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
             raise ApiError(404, "not_found", f"no document '{doc_id[:100]}' in this index")
         return document_out(ready.documents[doc_id], text)
 
-    @api.post("/feedback", response_model=FeedbackOut, summary="A 👍/👎 vote on an answer")
+    @api.post("/feedback", response_model=FeedbackOut, summary="A vote (thumbs up or down) on an answer")
     async def vote(body: FeedbackIn, who: str = Depends(limited)):
         data = body.model_dump()
         data["resolved_query"] = data["resolved_query"] or data["question"]
@@ -437,11 +476,17 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
             metrics.refresh_index(engine.manifest, int(engine.manifest.get("counts", {}).get("passages", 0)))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def docs(request):
-        return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="kzqa API")
+    def docs(request):  # Swagger UI 5 from the fastapi-offline wheel: no CDN, works offline
+        page = get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="kzqa API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+                                   swagger_ui_parameters={"deepLinking": False})
+        return HTMLResponse(accessible_docs(page.body.decode()))
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", scrape),
-            Route("/api/docs", docs), Mount("/api/v1", app=api)]
+            Route("/api/docs", docs), Mount(DOCS_ASSETS, app=StaticFiles(directory=str(files("fastapi_offline") / "static"))),
+            Mount("/api/v1", app=api)]
 
 
 __all__ = ["ApiError", "Metrics", "RequestLog", "ServiceSettings", "error_body", "log_requests_to_stderr",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -192,8 +193,15 @@ def test_the_openapi_schema_validates_and_the_docs_are_served(server):
     schema = httpx.get(server[0] + "/api/v1/openapi.json").json()
     validate(schema)
     assert {"/ask", "/search", "/documents", "/documents/{doc_id}", "/feedback"} <= set(schema["paths"])
+    schemes = schema["components"]["securitySchemes"].values()  # Swagger UI's Authorize button
+    assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes)
+    assert all(op.get("security") for path in schema["paths"].values() for op in path.values())
     docs = httpx.get(server[0] + "/api/docs")
     assert docs.status_code == 200 and "/api/v1/openapi.json" in docs.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert len(assets) >= 3 and all(a.startswith("/api/docs/assets/") for a in assets), assets  # no CDN
+    for asset in assets:
+        assert httpx.get(server[0] + asset).status_code == 200, asset
 
 
 def test_the_client_answers_as_the_local_engine_on_the_dev_questions(server, engine):

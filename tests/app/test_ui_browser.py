@@ -428,3 +428,30 @@ def test_the_keyboard_reaches_question_markers_cards_votes_and_settings_with_a_f
         if len(rings) == 5:
             break
     assert rings == {"question": True, "marker": True, "card": True, "vote": True, "settings": True}, rings
+
+
+def test_the_api_docs_render_offline_from_the_servers_own_files(browser, running_app):
+    """/api/docs is Swagger UI served from the swagger-ui-bundle wheel: every file it loads comes
+    from this server (the browser has no other host to reach here), and it lists the routes."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    requested, failed = [], []
+    page.on("request", lambda r: requested.append(r.url))
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    try:
+        page.goto(running_app.rstrip("/") + "/api/docs")
+        page.wait_for_selector(".opblock-summary", timeout=30_000)
+        operations = " ".join(page.locator(".opblock-summary").all_inner_texts())
+        for route in ("/ask", "/search", "/documents", "/documents/{doc_id}", "/feedback"):
+            assert route in operations
+        assert failed == []
+        assert all(url.startswith(running_app.rstrip("/")) for url in requested), requested
+        page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
+        violations = axe_violations(page)
+        assert violations == [], json.dumps(violations, indent=1)
+        page.locator(".opblock-summary-control", has_text="/ask").first.click()  # one route opened
+        page.locator(".opblock-body").first.wait_for(timeout=10_000)
+        violations = axe_violations(page)
+        assert violations == [], json.dumps(violations, indent=1)
+    finally:
+        context.close()
