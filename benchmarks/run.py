@@ -160,14 +160,15 @@ def speed_bench_section() -> list[str]:
     hybrid, ref = r["search_ms"]["hybrid"], r["reference_search_ms"]
     single = r["ask_ms"]["hybrid"]
     c4, c32 = r["concurrent"]["4"], r["concurrent"]["32"]
+    cold_ratio = r.get("cold_ask_over_torch", r["cold_ask_s"] / r["torch_import_s"])
     targets = [
         ["hybrid search p95 ≤ reference p95", f"{hybrid['p95']} vs {ref['p95']} ms ({hybrid['p95'] / ref['p95']:.2f}×)",
          "✓" if hybrid["p95"] <= ref["p95"] else "✗"],
         ["launch → first answer ≤ import gradio + 1 s", f"{r['first_answer_s']} vs {r['gradio_import_s']} + 1 s",
          "✓" if r["first_answer_s"] <= round(r["gradio_import_s"] + 1, 2) else "✗"],
         ["serving never imports torch", str(not r["serving_imports_torch"]), "✓" if not r["serving_imports_torch"] else "✗"],
-        ["cold `kzqa ask` ≤ ½ × import torch", f"{r['cold_ask_s']} vs {r['torch_import_s']} / 2 s",
-         "✓" if r["cold_ask_s"] <= r["torch_import_s"] / 2 else "✗"],
+        ["cold `kzqa ask` ≤ ½ × import torch", f"{r['cold_ask_s']} vs {r['torch_import_s']} s "
+         f"({cold_ratio:.2f}×, median of paired runs)", "✓" if cold_ratio <= 0.5 else "✗"],
         ["4 threads: ask p95 ≤ 2 × one user's", f"{r['ask_4_threads']['p95']} vs 2 × {single['p95']} ms",
          "✓" if r["ask_4_threads"]["p95"] <= 2 * single["p95"] else "✗"],
         ["build throughput ≥ 3× per channel (ONNX export vs the model itself)",
