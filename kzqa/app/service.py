@@ -484,9 +484,9 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
                                    swagger_ui_parameters={"deepLinking": False})
         return HTMLResponse(accessible_docs(page.body.decode()))
 
+    swagger_files = StaticFiles(directory=str(files("fastapi_offline") / "static"))
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", scrape),
-            Route("/api/docs", docs), Mount(DOCS_ASSETS, app=StaticFiles(directory=str(files("fastapi_offline") / "static"))),
-            Mount("/api/v1", app=api)]
+            Route("/api/docs", docs), Mount(DOCS_ASSETS, app=swagger_files), Mount("/api/v1", app=api)]
 
 
 __all__ = ["ApiError", "Metrics", "RequestLog", "ServiceSettings", "error_body", "log_requests_to_stderr",

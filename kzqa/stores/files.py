@@ -350,4 +350,3 @@ def _read_store(path: Path, manifest: dict, dense: list[str], rebuild: str) -> F
     if wrong:
         raise IndexProblem(f"index at {path} is corrupt ({'; '.join(wrong)}). Rebuild with: {rebuild}")
     return store
-
