@@ -218,3 +218,35 @@ def pg_shipped(pg_server):
 @pytest.fixture
 def make_pdf():
     return write_pdf
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (skipped where it is not installed, failed in CI)."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing in CI: .ci/run installs it with apt (package chromium)")
+        pytest.skip("Chromium not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+AXE = str(ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js")  # `make browser` installs it
+
+
+def axe_violations(page) -> list:
+    """axe-core's serious and critical violations on the page as it is."""
+    assert os.path.exists(AXE), "axe-core is missing: `make browser` installs it (npm install axe-core)"
+    page.add_script_tag(path=AXE)
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [(v["id"], v["impact"], [n["html"][:80] for n in v["nodes"]][:3]) for v in result["violations"]
+            if v["impact"] in ("serious", "critical")]

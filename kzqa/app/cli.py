@@ -320,7 +320,17 @@ def eval_(
     qa_file: Optional[Path] = typer.Argument(None, help="Evidence-QA JSONL file (see README)."),
     beir: Optional[Path] = typer.Option(None, "--beir", help="A BEIR folder instead of a QA file."),
     split: str = typer.Option("test", "--split", help="BEIR qrels split."),
-    modes: list[str] = typer.Option(["hybrid"], "--mode", help="Retrieval mode; repeat for several."),
+    modes: Optional[list[str]] = typer.Option(None, "--mode", help="Retrieval mode; repeat for several (default: "
+                                              "hybrid; none when --run files are given)."),
+    runs: Optional[list[Path]] = typer.Option(None, "--run", help="A TREC run file of another system, scored "
+                                              "against the same qrels (BEIR); repeat for several."),
+    run_out: Optional[Path] = typer.Option(None, "--run-out", help="Write each mode's ranking here as "
+                                           "<mode>.trec (and, for a QA file, the qrels as qrels.trec)."),
+    failures: Optional[Path] = typer.Option(None, "--failures", help="Write one JSON line per question that "
+                                            "failed a measure (QA)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report with plots."),
+    as_asked: bool = typer.Option(False, "--as-asked", help="Search follow-ups (items with a history) as typed, "
+                                  "not resolved with their conversation's topic as the chat does."),
     k: int = typer.Option(10, "-k", "--k", min=1, help="Depth of the ranking (QA). BEIR uses 100."),
     index: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
@@ -329,19 +339,36 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the report (.json: JSON, else Markdown)."),
 ) -> None:
-    """Retrieval benchmark: Recall@k, MRR, nDCG, abstention and latency (QA), or BEIR metrics."""
+    """Retrieval and answer benchmark with 95% intervals and paired significance tests: Recall@k,
+    MRR, nDCG, answer measures, abstention and latency (QA), or BEIR metrics; TREC runs out and in."""
+    import shlex
+
     db = _db(db, db_file)
     from ..bench import evaluate as ev
+    from ..bench import report as rp
+    from ..bench import resolve_conversation, trec
 
     if (qa_file is None) == (beir is None):
         _fail("give either a QA file or --beir DIR")
+    modes = list(modes) if modes else ([] if runs else ["hybrid"])
     for mode in modes:
         if mode not in ("hybrid", "dense", "multilingual", "lexical"):
             _fail(f"unknown mode '{mode}' (choose from: hybrid, dense, multilingual, lexical)")
+    for path in runs or []:
+        if not path.is_file():
+            _fail(f"no such run file: {path}")
+    if runs and beir is None:
+        _fail("--run scores other systems' runs against BEIR qrels: give --beir DIR (a QA file's passages "
+              "are kzqa's own)")
+    command = "kzqa " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else "kzqa eval …"
+    failed_rows: list[dict] = []
     try:
         if beir is not None:
-            reports = [ev.run_beir(beir, modes, split, progress=not as_json)]
-            tables = [ev.beir_table(reports[0])]
+            result = ev.run_beir(beir, modes, split, progress=not as_json, runs=list(runs or []), run_out=run_out)
+            document = {**result, "provenance": {**ev.provenance(command, beir_folder=beir, split=split),
+                                                 "models": result["models"]}}
+            text = "\n\n".join([ev.beir_table(result), "Significance (Holm-corrected paired randomisation tests):",
+                                  ev.significance_table(result["significance"])])
         else:
             if not qa_file.exists():
                 _fail(f"no such file: {qa_file}")
@@ -353,16 +380,41 @@ def eval_(
             if not items:
                 _fail(f"{qa_file}: no valid questions")
             engine = _engine(index, db)
-            reports = [ev.qa_report(ev.run_qa(engine, items, m, k=k, progress=not as_json), m, qa_file, k)
-                       for m in modes]
-            tables = [f"mode: {r['mode']}\n\n{ev.qa_table(r)}" for r in reports]
-    except (ev.EvalError, *_expected_errors()) as exc:
+            resolve = None if as_asked else resolve_conversation
+            results = {m: ev.run_qa(engine, items, m, k=k, resolve=resolve, progress=not as_json,
+                                    depth=100 if report else None) for m in modes}
+            reports = [ev.qa_report(results[m], m, qa_file, k) for m in modes]
+            significance = ev.qa_significance(results)
+            prov = ev.provenance(command, engine=engine)
+            document = ({**reports[0], "significance": significance, "provenance": prov} if len(reports) == 1
+                        else {"reports": reports, "significance": significance, "provenance": prov})
+            failed_rows = sorted((row for m in modes for row in ev.failures(results[m], m, k)), key=ev.worst_first)
+            followups = sum(1 for i in items if i.history)
+            note = ("" if not followups else f"{followups} items carry a history: searched as typed (--as-asked)."
+                    if as_asked else f"{followups} items carry a history: resolved with their conversation's "
+                    "topic, as the chat does (--as-asked: as typed).")
+            text = "\n\n".join([f"mode: {r['mode']}\n\n{ev.qa_table(r)}" for r in reports] + ([note] if note else [])
+                                + (["Significance (Holm-corrected paired randomisation tests):",
+                                    ev.significance_table(significance)] if len(modes) > 1 else []))
+            if run_out is not None:
+                for m in modes:
+                    trec.write_run(run_out / f"{m}.trec", {r.id: r.ranking[:k] for r in results[m]}, f"kzqa-{m}")
+                trec.write_qrels(run_out / "qrels.trec", {r.id: dict.fromkeys(r.relevant_ids, 1)
+                                                          for r in results[modes[0]] if r.relevant_ids})
+    except (ev.EvalError, trec.RunFileError, *_expected_errors()) as exc:
         _fail(str(exc))
-    document = reports[0] if len(reports) == 1 else {"reports": reports}
-    text = "\n\n".join(tables)
+    if failures is not None:
+        failures.parent.mkdir(parents=True, exist_ok=True)
+        failures.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in failed_rows),
+                            encoding="utf-8")
+    if report is not None:
+        rp.write_html(document, report, failures=None if beir is not None else failed_rows)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(document, ensure_ascii=False, indent=2) if out.suffix == ".json" else text + "\n",
+        markdown = "\n".join(["# kzqa eval", "", *rp.provenance_lines(document["provenance"]), "", text])
+        if beir is None:
+            markdown += "\n\n## Worst failures by question type\n\n" + rp.failures_markdown(failed_rows)
+        out.write_text(json.dumps(document, ensure_ascii=False, indent=2) if out.suffix == ".json" else markdown + "\n",
                        encoding="utf-8")
     typer.echo(json.dumps(document, ensure_ascii=False) if as_json else text)
 

@@ -33,7 +33,7 @@ from typing import Literal, Optional
 from .._version import __version__
 from ..backends import PendingEngine
 from ..qa.engine import MAX_K, MAX_QUESTION_CHARS, QueryError
-from ..qa.followup import resolve_followup
+from ..qa.followup import resolve_conversation
 from ..qa.retrieve import DEFAULT_MODE, MODES, Hit
 from ..stores.base import IndexProblem
 from .keys import KeyRing
@@ -411,7 +411,7 @@ def service_routes(engine, feedback, settings: ServiceSettings, metrics: Metrics
     async def ask(body: AskIn, request: Request, who: str = Depends(limited)):
         ready = ready_engine()
         request.scope["state"]["question"] = body.question
-        question = resolve_followup(list(body.history or []), body.question)
+        question = resolve_conversation(list(body.history or []), body.question)
 
         def answer():
             return ready.ask(question, k=body.k, mode=body.mode, doc_ids=body.doc_ids)

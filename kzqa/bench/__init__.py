@@ -9,13 +9,13 @@ parts they refit (:mod:`.tuning`) from here, so they never reach into the lower 
 """
 
 from ..stores import pgserver
-from . import evaluate, scale, speed
+from . import evaluate, report, scale, speed, stats, trec
 from .evaluate import environment, markdown_table, percentiles
 from .scale import scale_table
 from .speed import free_port, running_app, speed_table
-from .tuning import (FEATURES, AbstainModel, FusionParams, decide, detect_language, hard_decline, resolve_followup,
-                     rrf, sentence_text)
+from .tuning import (FEATURES, AbstainModel, FusionParams, decide, detect_language, hard_decline,
+                     resolve_conversation, resolve_followup, rrf, sentence_text)
 
 __all__ = ["FEATURES", "AbstainModel", "FusionParams", "decide", "detect_language", "environment", "evaluate",
-           "free_port", "hard_decline", "markdown_table", "percentiles", "pgserver", "resolve_followup", "rrf",
-           "running_app", "scale", "scale_table", "sentence_text", "speed", "speed_table"]
+           "free_port", "hard_decline", "markdown_table", "percentiles", "pgserver", "report", "resolve_conversation",
+           "resolve_followup", "rrf", "running_app", "scale", "scale_table", "sentence_text", "speed", "speed_table", "stats", "trec"]

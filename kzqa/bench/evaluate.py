@@ -234,6 +234,15 @@ class QuestionResult:
     short_em: float | None = None  # None: the question's short answer is not scored
     short_f1: float | None = None
     kind: str | None = None
+    question: str = ""  # as asked
+    quoted: list[str] = field(default_factory=list)  # the answer's quoted sentences
+    resolved: bool = False  # a follow-up searched with its conversation's topic (query != question)
+    ranking: list[str] = field(default_factory=list)  # passage ids found, best first (the run)
+    relevant_ids: list[str] = field(default_factory=list)  # passages holding the evidence (the qrels)
+
+    def public(self) -> dict:
+        """The fields a report lists per question (the run and qrels go to TREC files instead)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("ranking", "relevant_ids")}
 
 
 def _qa_metric_names(k: int) -> list[str]:
@@ -256,18 +265,20 @@ def _ranx_per_query(qrels: dict, run: dict, metrics: list[str]) -> dict[str, dic
 
 
 def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int = 10,
-           ask_k: int = 5, resolve=None, progress: bool = False) -> list[QuestionResult]:
-    """Search (top ``k``) and ask (``ask_k`` passages) every question, timing both.
+           ask_k: int = 5, resolve=None, progress: bool = False, depth: int | None = None) -> list[QuestionResult]:
+    """Search and ask (``ask_k`` passages) every question, timing both. The search ranks
+    ``max(k, depth)`` passages (``depth`` for recall curves beyond k); the metrics cut at ``k``.
 
     ``resolve(history, question) -> query`` rewrites follow-up questions (None: as asked)."""
     from tqdm.auto import tqdm
 
+    depth = max(k, depth or k)
     results, qrels, run = [], {}, {}
     passages = normalised_passages(engine)
     for item in tqdm(items, desc=f"eval {mode}", disable=not progress, unit="q"):
         query = resolve(list(item.history), item.question) if resolve else item.question
         t0 = time.perf_counter()
-        hits = engine.search(query, k=k, mode=mode)
+        hits = engine.search(query, k=depth, mode=mode)
         t1 = time.perf_counter()
         answer = engine.ask(query, k=ask_k, mode=mode)
         t2 = time.perf_counter()
@@ -275,7 +286,7 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
         rank = next((h.rank for h in hits if h.passage_id in relevant), None)
         if relevant:
             qrels[item.id] = {pid: 1 for pid in relevant}
-            run[item.id] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits)}
+            run[item.id] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits[:k])}
         short = answer.short  # set only on answers given
         scored = short_scored(item)
         results.append(QuestionResult(
@@ -285,7 +296,10 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
             all_parts=all_parts_quoted(answer, item), parts=max(1, len(item.parts)),
             quotes=0 if answer.abstained else len(answer.quotes), confidence=float(answer.confidence),
             short=short, short_em=squad_em(short, item.answer) if scored else None,
-            short_f1=squad_f1(short, item.answer) if scored else None, kind=item.kind))
+            short_f1=squad_f1(short, item.answer) if scored else None, kind=item.kind,
+            question=item.question, quoted=[] if answer.abstained else [q for q, _ in answer.quotes],
+            resolved=query != item.question, ranking=[h.passage_id for h in hits],
+            relevant_ids=sorted(relevant)))
     per_query = _ranx_per_query(qrels, run, _qa_metric_names(k))
     for r in results:
         if r.answerable:  # answerable but no passage holds the evidence: every metric is 0
@@ -295,37 +309,85 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
 
 def _label(metric: str) -> str:
     name, cut = metric.split("@")
-    return {"hit_rate": "Recall", "mrr": "MRR", "ndcg": "nDCG"}[name] + f"@{cut}"
+    return {"hit_rate": "Recall", "recall": "Recall", "mrr": "MRR", "ndcg": "nDCG"}[name] + f"@{cut}"
+
+
+PAIRED_MEASURES = ("answer_evidence", "answer_first_sentence", "answer_all_parts", "short_em", "short_f1",
+                   "wrongly_abstained", "abstained_unanswerable", "mean_quotes")
+
+
+def question_values(results: list[QuestionResult]) -> dict[str, dict[str, float]]:
+    """``{measure: {question id: value}}`` for every figure that is a mean over questions: the
+    IR metrics, answer measures and abstention over the questions each applies to, and
+    ``mean_quotes`` over the answers given. A table's figure is the mean of its values."""
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    out: dict[str, dict[str, float]] = {}
+    if answerable:
+        for metric in answerable[0].metrics:
+            out[_label(metric)] = {r.id: r.metrics[metric] for r in answerable}
+        out["answer_evidence"] = {r.id: float(r.answer_evidence) for r in answerable}
+        out["answer_first_sentence"] = {r.id: float(r.first_sentence) for r in answerable}
+        multi = [r for r in answerable if r.parts > 1]
+        if multi:
+            out["answer_all_parts"] = {r.id: float(r.all_parts) for r in multi}
+        out["wrongly_abstained"] = {r.id: float(r.abstained) for r in answerable}
+        shorts = [r for r in answerable if r.short_f1 is not None]
+        if shorts:
+            out["short_em"] = {r.id: float(r.short_em) for r in shorts}
+            out["short_f1"] = {r.id: float(r.short_f1) for r in shorts}
+    if unanswerable:
+        out["abstained_unanswerable"] = {r.id: float(r.abstained) for r in unanswerable}
+    given = [r for r in results if not r.abstained]
+    if given:
+        out["mean_quotes"] = {r.id: float(r.quotes) for r in given}
+    return out
+
+
+def _ece(confidences: np.ndarray, correct: np.ndarray, axis: int = -1, bins: int = 10) -> np.ndarray:
+    """:func:`calibration`'s error along ``axis`` (for many resamples at once): the sum over bins
+    of |Σ confidence − Σ correct| / n."""
+    which = np.minimum((confidences * bins).astype(int), bins - 1)
+    gaps = [np.abs(np.sum(np.where(which == b, confidences - correct, 0.0), axis=axis)) for b in range(bins)]
+    return np.sum(gaps, axis=0) / confidences.shape[axis]
+
+
+def _p50(x, axis=-1):
+    return np.percentile(x, 50, axis=axis)
+
+
+def _p95(x, axis=-1):
+    return np.percentile(x, 95, axis=axis)
 
 
 def summarise(results: list[QuestionResult]) -> dict:
-    """Figures for one group of questions (means of the per-question values)."""
+    """Figures for one group of questions (means of the per-question values), each with its 95%
+    bootstrap interval over the questions under ``"ci95"``."""
+    from .stats import interval, paired_interval
+
     answerable = [r for r in results if r.answerable]
-    unanswerable = [r for r in results if not r.answerable]
-    out: dict = {"questions": len(results), "answerable": len(answerable), "unanswerable": len(unanswerable)}
-    if answerable:
-        for metric in answerable[0].metrics:
-            out[_label(metric)] = round(float(np.mean([r.metrics[metric] for r in answerable])), 4)
-        out["answer_evidence"] = round(float(np.mean([r.answer_evidence for r in answerable])), 4)
-        out["answer_first_sentence"] = round(float(np.mean([r.first_sentence for r in answerable])), 4)
-        multi = [r for r in answerable if r.parts > 1]
-        if multi:
-            out["answer_all_parts"] = round(float(np.mean([r.all_parts for r in multi])), 4)
-        out["wrongly_abstained"] = round(float(np.mean([r.abstained for r in answerable])), 4)
-        shorts = [r for r in answerable if r.short_f1 is not None]
-        if shorts:
-            out["short_em"] = round(float(np.mean([r.short_em for r in shorts])), 4)
-            out["short_f1"] = round(float(np.mean([r.short_f1 for r in shorts])), 4)
-    if unanswerable:
-        out["abstained_unanswerable"] = round(float(np.mean([r.abstained for r in unanswerable])), 4)
+    out: dict = {"questions": len(results), "answerable": len(answerable),
+                 "unanswerable": len(results) - len(answerable)}
+    ci: dict[str, list[float] | None] = {}
+    for measure, values in question_values(results).items():
+        digits = 3 if measure == "mean_quotes" else 4
+        out[measure] = round(float(np.mean(list(values.values()))), digits)
+        ci[measure] = interval(list(values.values()), digits=digits)
     given = [r for r in results if not r.abstained]
     if given:
-        out["mean_quotes"] = round(float(np.mean([r.quotes for r in given])), 3)
-        correct = [r.answerable and r.answer_evidence for r in given]
-        out["ece"], _ = calibration([r.confidence for r in given], correct)
-        out["confident_wrong"] = sum(1 for r, ok in zip(given, correct) if r.confidence >= 0.9 and not ok)
+        confidences = [r.confidence for r in given]
+        correct = [float(r.answerable and r.answer_evidence) for r in given]
+        out["ece"], _ = calibration(confidences, [bool(c) for c in correct])
+        ci["ece"] = paired_interval(_ece, confidences, correct)
+        wrong = [float(c >= 0.9 and not ok) for c, ok in zip(confidences, correct)]
+        out["confident_wrong"] = int(sum(wrong))
+        ci["confident_wrong"] = interval(wrong, np.sum, digits=1)
     for what in ("search", "ask"):
-        out.update({f"{what}_ms_{k}": v for k, v in percentiles([getattr(r, f"{what}_ms") for r in results]).items()})
+        ms = [getattr(r, f"{what}_ms") for r in results]
+        out.update({f"{what}_ms_{k}": v for k, v in percentiles(ms).items()})
+        ci[f"{what}_ms_p50"] = interval(ms, _p50, digits=2)
+        ci[f"{what}_ms_p95"] = interval(ms, _p95, digits=2)
+    out["ci95"] = ci
     return out
 
 
@@ -335,14 +397,70 @@ def percentiles(ms: list[float]) -> dict:
 
 
 def qa_report(results: list[QuestionResult], mode: str, source: str, k: int) -> dict:
+    """One mode's report: figures with intervals for all questions and per type, language and
+    unanswerable kind; the reliability table; each question's result; how many follow-ups
+    (items with a history) were searched with their conversation's topic."""
     groups = {"all": summarise(results)}
     for key in ("type", "lang", "kind"):
         for value in sorted({getattr(r, key) for r in results if getattr(r, key) is not None}):
             groups[f"{key}={value}"] = summarise([r for r in results if getattr(r, key) == value])
     given = [r for r in results if not r.abstained]
     _, reliability = calibration([r.confidence for r in given], [r.answerable and r.answer_evidence for r in given])
+    judged = {r.id: dict.fromkeys(r.relevant_ids, 1) for r in results if r.answerable}  # as Recall@k
+    depth = max((len(r.ranking) for r in results), default=k)
     return {"kind": "qa", "source": str(source), "mode": mode, "k": k, "groups": groups,
-            "reliability": reliability, "questions": [r.__dict__ for r in results], **environment()}
+            "reliability": reliability, "followups_resolved": sum(r.resolved for r in results),
+            "recall_curve": recall_curve({r.id: r.ranking for r in results}, judged, depth, any_relevant=True),
+            "questions": [r.public() for r in results], **environment()}
+
+
+def qa_significance(results: dict[str, list[QuestionResult]]) -> list[dict]:
+    """Paired tests between every two modes (``results[mode]``) on every measure both have,
+    over all questions (see :func:`kzqa.bench.stats.significance`)."""
+    from .stats import significance
+
+    values = {mode: question_values(r) for mode, r in results.items()}
+    measures = list(dict.fromkeys(m for v in values.values() for m in v))
+    return significance(values, measures)
+
+
+BINARY_MEASURES = {"answer_evidence": "answer_evidence", "first_sentence": "answer_first_sentence",
+                   "all_parts": "answer_all_parts"}
+
+
+def failed_measures(r: QuestionResult, k: int) -> list[str]:
+    """The measures question ``r`` failed: a Recall@c with no relevant passage in the top c, an
+    answer measure not met, a short answer not exactly right, an answerable question declined,
+    an unanswerable one answered."""
+    if not r.answerable:
+        return [] if r.abstained else ["abstained_unanswerable"]
+    failed = [f"Recall@{c}" for c in QA_CUTOFFS if c <= k and (r.rank is None or r.rank > c)]
+    failed += [label for name, label in BINARY_MEASURES.items()
+               if not getattr(r, name) and (name != "all_parts" or r.parts > 1)]
+    if r.short_em is not None and r.short_em < 1:
+        failed.append("short_em")
+    if r.abstained:
+        failed.append("wrongly_abstained")
+    return failed
+
+
+def failures(results: list[QuestionResult], mode: str, k: int) -> list[dict]:
+    """One row per question that failed any measure (:func:`failed_measures`), worst first: no
+    relevant passage found, then by how many measures failed."""
+    rows = []
+    for r in results:
+        failed = failed_measures(r, k)
+        if failed:
+            rows.append({"id": r.id, "mode": mode, "question": r.question or r.query, "query": r.query,
+                         "type": r.type, "lang": r.lang, "first_relevant_rank": r.rank, "status": r.status,
+                         "quoted": r.quoted, "confidence": round(r.confidence, 4), "failed": failed})
+    return sorted(rows, key=worst_first)
+
+
+def worst_first(row: dict) -> tuple:
+    """Sort key of failure rows, worst first: no relevant passage found, then more measures
+    failed, then a later first relevant passage."""
+    return row["first_relevant_rank"] is not None, -len(row["failed"]), -(row["first_relevant_rank"] or 0)
 
 
 # ---------------------------------------------------------------- BEIR
@@ -425,34 +543,134 @@ def beir_engine(data: BeirData, modes: list[str], progress: bool = False) -> tup
     return Engine(store, encoders), timing
 
 
+def recall_curve(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]], depth: int = 100,
+                 any_relevant: bool = False) -> list[float]:
+    """Mean recall at 1 … ``depth`` over the judged queries: the share of each query's relevant
+    documents in its top c (``any_relevant``: 1 when one of them is, as QA's Recall@k)."""
+    curve = np.zeros(depth)
+    for qid, relevant in qrels.items():
+        found = np.array([d in relevant for d in rankings.get(qid, [])[:depth]] + [False] * depth)[:depth]
+        hits = np.cumsum(found)
+        curve += (hits > 0) if any_relevant else hits / max(1, len(relevant))
+    return [round(float(v), 4) for v in curve / max(1, len(qrels))]
+
+
+def beir_figures(values: dict[str, dict[str, float]], latencies: list[float] | None) -> dict:
+    """A system's means with their intervals (and its search latency, when kzqa ran it)."""
+    from .stats import interval
+
+    out: dict = {m: round(float(np.mean(list(v.values()))), 4) for m, v in values.items()}
+    ci = {m: interval(list(v.values())) for m, v in values.items()}
+    if latencies:
+        out.update({f"search_ms_{k}": v for k, v in percentiles(latencies).items()})
+        ci["search_ms_p50"] = interval(latencies, _p50, digits=2)
+        ci["search_ms_p95"] = interval(latencies, _p95, digits=2)
+    out["ci95"] = ci
+    return out
+
+
 def run_beir(folder: str | Path, modes: list[str], split: str = "test", k: int = 100,
-             progress: bool = False) -> dict:
-    """nDCG@10, MRR@10 and Recall@100 per mode (ranx), with timings and throughput."""
-    from ranx import Qrels, Run, evaluate
+             progress: bool = False, runs: list[Path] | None = None, run_out: Path | None = None) -> dict:
+    """nDCG@10, MRR@10 and Recall@``k`` (ranx, per query) with 95% intervals, for each of kzqa's
+    ``modes`` and each external TREC run of ``runs`` (named by file name), scored against the
+    same qrels; pairwise significance between all of them; recall curves to 100. ``run_out``:
+    each mode's ranking is written there as ``<mode>.trec``."""
+    from tqdm.auto import tqdm
+
+    from . import trec
 
     started = time.perf_counter()
     data = load_beir(folder, split)
-    engine, timing = beir_engine(data, modes, progress)
-    results = {}
-    from tqdm.auto import tqdm
+    rankings: dict[str, dict[str, list[str]]] = {}
+    latencies: dict[str, list[float]] = {}
+    timing: dict = {}
+    models: dict[str, str] = {}
+    if modes:
+        engine, timing = beir_engine(data, modes, progress)
+        models = {c: e.fingerprint() for c, e in engine.encoders.items()}
+        for mode in modes:
+            rankings[mode], latencies[mode] = {}, []
+            for qid, text in tqdm(data.queries.items(), desc=f"beir {mode}", disable=not progress, unit="q"):
+                t0 = time.perf_counter()
+                hits = engine.search(text, k=k, mode=mode)
+                latencies[mode].append((time.perf_counter() - t0) * 1000)
+                rankings[mode][qid] = [h.passage_id for h in hits]
+            if run_out is not None:
+                trec.write_run(Path(run_out) / f"{mode}.trec", rankings[mode], f"kzqa-{mode}")
+    for path in runs or []:
+        name = Path(path).name
+        if name in rankings:
+            raise EvalError(f"two systems named {name}: rename one of the run files")
+        external = trec.ranked(trec.read_run(path))
+        if not set(external) & set(data.qrels):
+            raise EvalError(f"{path}: none of its query ids is judged in {folder} ({split} split)")
+        rankings[name] = external
+    metrics = ["ndcg@10", "mrr@10", f"recall@{k}"]
+    values = {}
+    for name, ranking in rankings.items():
+        run = {qid: {d: float(len(docs) - i) for i, d in enumerate(docs[:k])} for qid, docs in ranking.items()}
+        per_query = _ranx_per_query(data.qrels, run, metrics)
+        values[name] = {_label(m): {q: per_query[q][m] for q in per_query} for m in metrics}
+    from .stats import significance
 
-    for mode in modes:
-        run, latencies = {}, []
-        for qid, text in tqdm(data.queries.items(), desc=f"beir {mode}", disable=not progress, unit="q"):
-            t0 = time.perf_counter()
-            hits = engine.search(text, k=k, mode=mode)
-            latencies.append((time.perf_counter() - t0) * 1000)
-            run[qid] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits)} or {"__none__": 0.0}
-        scores = evaluate(Qrels(data.qrels), Run(run), ["ndcg@10", "mrr@10", f"recall@{k}"],
-                          make_comparable=True)
-        results[mode] = {"nDCG@10": round(float(scores["ndcg@10"]), 4),
-                         "MRR@10": round(float(scores["mrr@10"]), 4),
-                         f"Recall@{k}": round(float(scores[f"recall@{k}"]), 4),
-                         **{f"search_ms_{k}": v for k, v in percentiles(latencies).items()}}
+    results = {name: beir_figures(values[name], latencies.get(name)) for name in rankings}
+    for name in rankings:
+        results[name]["source"] = "kzqa" if name in latencies else "run file"
     return {"kind": "beir", "source": str(folder), "split": split, "documents": len(data.corpus),
             "queries": len(data.queries), "judgements": sum(len(r) for r in data.qrels.values()),
-            "modes": results, "embedding": timing, "seconds": round(time.perf_counter() - started, 1),
+            "modes": results, "significance": significance(values, [_label(m) for m in metrics]),
+            "recall_curve": {name: recall_curve(r, data.qrels) for name, r in rankings.items()},
+            "latencies_ms": {name: [round(v, 2) for v in ms] for name, ms in latencies.items()},
+            "embedding": timing, "models": models, "seconds": round(time.perf_counter() - started, 1),
             **environment()}
+
+
+def provenance(command: str, engine: Engine | None = None, beir_folder: str | Path | None = None,
+               split: str = "test") -> dict:
+    """What a report needs to be reproduced: the date, kzqa's version and git commit, the index
+    manifest's sha256 (of its canonical JSON) or the BEIR files' sha256, the models' fingerprints,
+    the machine, and the exact ``command``."""
+    import hashlib
+    import subprocess
+
+    from .._version import __version__
+    from ..channels.checksums import known_sha256
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+        dirty = commit and subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                          capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, False
+    out: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "kzqa": __version__,
+                 "git_commit": f"{commit}{' (uncommitted changes)' if dirty else ''}" if commit else None,
+                 "command": command, "machine": machine()}
+    if engine is not None:
+        if engine.manifest.get("channels"):
+            canonical = json.dumps(engine.manifest, sort_keys=True, ensure_ascii=False).encode("utf-8")
+            out["index_manifest_sha256"] = hashlib.sha256(canonical).hexdigest()
+        out["models"] = {c: e.fingerprint() for c, e in engine.encoders.items()}
+    if beir_folder is not None:
+        folder = Path(beir_folder)
+        out["beir_files_sha256"] = {name: known_sha256(folder / name)
+                                    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv")}
+    return out
+
+
+def machine() -> dict:
+    """Cores, CPU model, OS and Python of this machine."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "os": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version()}
 
 
 def environment() -> dict:
@@ -470,7 +688,7 @@ QA_HEADERS = ["group", "n", "R@1", "R@5", "MRR@10", "ans.evid", "first", "all pa
               "short F1", "abst.unans", "abst.ans", "ECE", "conf.wrong", "search p95", "ask p95 ms"]
 
 
-def _cell(value) -> str:
+def cell_text(value) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -480,23 +698,66 @@ def _cell(value) -> str:
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell_text(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
+def with_interval(figures: dict, column: str) -> str | None:
+    """A table cell: the figure and its 95% interval, ``0.896 [0.851, 0.938]``."""
+    value = figures.get(column)
+    if value is None:
+        return None
+    ci = (figures.get("ci95") or {}).get(column)
+    if not ci or ci[0] == ci[1]:
+        return cell_text(value)
+    return f"{cell_text(value)} [{cell_text(ci[0])}, {cell_text(ci[1])}]"
+
+
+def qa_rows(report: dict) -> tuple[list[str], list[list]]:
+    """The QA table of one mode: headers and rows (group, n, then each figure with its interval)."""
+    rows = [[group, figures.get("questions")] + [with_interval(figures, c) for c in QA_COLUMNS[1:]]
+            for group, figures in report["groups"].items()]
+    return QA_HEADERS, rows
+
+
 def qa_table(report: dict) -> str:
-    rows = [[group] + [figures.get(c) for c in QA_COLUMNS] for group, figures in report["groups"].items()]
-    return markdown_table(QA_HEADERS, rows)
+    return markdown_table(*qa_rows(report))
 
 
-def beir_table(report: dict, published: dict[str, float] | None = None) -> str:
+def beir_rows(report: dict, published: dict[str, float] | None = None) -> tuple[list[str], list[list]]:
+    """The BEIR table: a row per system (kzqa's modes, then run files) with intervals."""
     k_key = next(k for k in next(iter(report["modes"].values())) if k.startswith("Recall@"))
-    headers = ["mode", "nDCG@10", "MRR@10", k_key, "search p50 ms", "p95 ms"]
+    headers = ["system", "nDCG@10", "MRR@10", k_key, "search p50 ms", "p95 ms"]
     rows = []
     for mode, f in report["modes"].items():
-        rows.append([mode, f["nDCG@10"], f["MRR@10"], f[k_key], f["search_ms_p50"], f["search_ms_p95"]])
+        rows.append([mode] + [with_interval(f, c) for c in ("nDCG@10", "MRR@10", k_key, "search_ms_p50",
+                                                               "search_ms_p95")])
     if published:
         headers.append("published nDCG@10")
         for row in rows:
             row.append(published.get(row[0]))
-    return markdown_table(headers, rows)
+    return headers, rows
+
+
+def beir_table(report: dict, published: dict[str, float] | None = None) -> str:
+    return markdown_table(*beir_rows(report, published))
+
+
+def significance_rows(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """Pairs × measures: the difference of means (a − b), its Holm-corrected p, and * when
+    p < 0.05."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
+    cell = {(r["a"], r["b"], r["metric"]): f"{r['delta']:+.3f} ({p_text(r['p'])}){' *' if r['significant'] else ''}"
+            for r in rows}
+    return ["a", "b"] + metrics, [[a, b] + [cell.get((a, b, m)) for m in metrics] for a, b in pairs]
+
+
+def p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+
+
+def significance_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(one system: nothing to compare)"
+    return markdown_table(*significance_rows(rows))

@@ -6,8 +6,8 @@ unchanged from :mod:`kzqa.qa`."""
 
 from ..qa.abstain import FEATURES, AbstainModel, decide, hard_decline
 from ..qa.answer import sentence_text
-from ..qa.followup import resolve_followup
+from ..qa.followup import resolve_conversation, resolve_followup
 from ..qa.retrieve import FusionParams, detect_language, rrf
 
 __all__ = ["FEATURES", "AbstainModel", "FusionParams", "decide", "detect_language", "hard_decline",
-           "resolve_followup", "rrf", "sentence_text"]
+           "resolve_conversation", "resolve_followup", "rrf", "sentence_text"]

@@ -60,3 +60,13 @@ def resolve_followup(history: list[str], question: str) -> str:
     if not carried:
         return question
     return f"{question.strip()} ({' '.join(carried)})"
+
+
+def resolve_conversation(history: list[str], question: str) -> str:
+    """The query the chat searches for ``question`` when the user asked ``history`` before it
+    (as typed, oldest first): each earlier question is resolved in turn, as the chat keeps them,
+    so a chain of follow-ups keeps its topic. ``resolve_conversation([], q) == q``."""
+    queries: list[str] = []
+    for earlier in history:
+        queries.append(resolve_followup(queries, earlier))
+    return resolve_followup(queries, question)

@@ -5,31 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 
 import pytest
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, AXE, axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing in CI: .ci/run installs it with apt (package chromium)")
-        pytest.skip("Chromium not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield b
-        b.close()
-
 
 @pytest.fixture
 def page(browser, running_app):
@@ -165,7 +145,6 @@ def test_direct_answer_confidence_and_missing_part(page):
     assert "confidence" not in reply.lower()
 
 
-AXE = os.path.join(os.path.dirname(__file__), "..", "..", ".cache", "axe", "node_modules", "axe-core", "axe.min.js")
 STATES = {  # state → (question, viewport)
     "start": (None, (1366, 900)),
     "answered": ("How tall is the Bayterek tower?", (1366, 900)),
@@ -329,15 +308,6 @@ def test_a_marker_in_the_first_of_two_answers_opens_the_first_answers_card(page)
     page.locator("#kzqa-sources details:not([hidden]) .kzqa-latest").click()
     page.wait_for_function("""() => document.querySelector('#kzqa-sources details:not([hidden]) .kzqa-for')
         .innerText.includes('Atajurt')""")
-
-
-def axe_violations(page) -> list:
-    """axe-core's serious and critical violations on the page as it is."""
-    assert os.path.exists(AXE), "axe-core is missing: `make browser` installs it (npm install axe-core)"
-    page.add_script_tag(path=AXE)
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [(v["id"], v["impact"], [n["html"][:80] for n in v["nodes"]][:3]) for v in result["violations"]
-            if v["impact"] in ("serious", "critical")]
 
 
 def test_the_document_view_opens_at_the_cited_passage(page):
