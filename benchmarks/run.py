@@ -254,13 +254,10 @@ def run_dev() -> None:
 
 
 def run_followup(engine) -> None:
-    try:
-        from kzqa.bench import resolve_followup
-    except ImportError:  # follow-up resolution arrives with the chat
-        return
+    from kzqa.bench import resolve_conversation
     items, _ = ev.load_qa(HERE / "qa" / "followup.jsonl", strict=True)
     out = {}
-    for label, resolver in (("as asked", None), ("resolved", resolve_followup)):
+    for label, resolver in (("as asked", None), ("resolved", resolve_conversation)):
         out[label] = ev.qa_report(ev.run_qa(engine, items, "hybrid", k=10, resolve=resolver), "hybrid",
                                   "benchmarks/qa/followup.jsonl", 10)
     # the price of resolving: standalone dev questions, each asked right after the previous one
@@ -269,7 +266,8 @@ def run_followup(engine) -> None:
     dev, _ = ev.load_qa(HERE / "qa" / "dev.jsonl", strict=True)
     chained = [dev[0]] + [replace(b, history=(a.question,)) for a, b in zip(dev, dev[1:])]
     out["dev set, each question after the previous one, resolved"] = ev.qa_report(
-        ev.run_qa(engine, chained, "hybrid", k=10, resolve=resolve_followup), "hybrid", "benchmarks/qa/dev.jsonl", 10)
+        ev.run_qa(engine, chained, "hybrid", k=10, resolve=resolve_conversation), "hybrid", "benchmarks/qa/dev.jsonl",
+        10)
     (RESULTS / "followup.json").write_text(json.dumps(out, ensure_ascii=False, indent=1))
 
 
@@ -458,6 +456,10 @@ def render() -> str:
                   f"Whole run: {scifact['seconds']} s. Dense embedding: {dense.get('embedded', 0)} documents "
                   f"embedded ({dense.get('docs_per_s') or '–'} documents/s), {dense.get('cached', 0)} from the "
                   "cache (content-hash keyed, `~/.cache/kzqa`).", ""]
+        if scifact.get("significance"):
+            parts += ["Figures in brackets are 95% bootstrap intervals over the queries. Paired randomisation "
+                      "tests between the modes (difference of means a − b, Holm-corrected p, * for p < 0.05):", "",
+                      ev.significance_table(scifact["significance"]), ""]
     parts += issue18_section()
     parts += speed_bench_section()
     parts += load_section()

@@ -357,6 +357,8 @@ def eval_(
     for path in runs or []:
         if not path.is_file():
             _fail(f"no such run file: {path}")
+    if failures is not None and beir is not None:
+        _fail("--failures lists questions of a QA file (BEIR has no answers to fail)")
     if runs and beir is None:
         _fail("--run scores other systems' runs against BEIR qrels: give --beir DIR (a QA file's passages "
               "are kzqa's own)")
@@ -367,8 +369,7 @@ def eval_(
             result = ev.run_beir(beir, modes, split, progress=not as_json, runs=list(runs or []), run_out=run_out)
             document = {**result, "provenance": {**ev.provenance(command, beir_folder=beir, split=split),
                                                  "models": result["models"]}}
-            text = "\n\n".join([ev.beir_table(result), "Significance (Holm-corrected paired randomisation tests):",
-                                  ev.significance_table(result["significance"])])
+            text = rp.beir_text(document)
         else:
             if not qa_file.exists():
                 _fail(f"no such file: {qa_file}")
@@ -380,27 +381,13 @@ def eval_(
             if not items:
                 _fail(f"{qa_file}: no valid questions")
             engine = _engine(index, db)
-            resolve = None if as_asked else resolve_conversation
-            results = {m: ev.run_qa(engine, items, m, k=k, resolve=resolve, progress=not as_json,
-                                    depth=100 if report else None) for m in modes}
-            reports = [ev.qa_report(results[m], m, qa_file, k) for m in modes]
-            significance = ev.qa_significance(results)
-            prov = ev.provenance(command, engine=engine)
-            document = ({**reports[0], "significance": significance, "provenance": prov} if len(reports) == 1
-                        else {"reports": reports, "significance": significance, "provenance": prov})
+            results = {m: ev.run_qa(engine, items, m, k=k, resolve=None if as_asked else resolve_conversation,
+                                    progress=not as_json, depth=100 if report else None) for m in modes}
+            document = ev.qa_document(results, qa_file, k, ev.provenance(command, engine=engine))
             failed_rows = sorted((row for m in modes for row in ev.failures(results[m], m, k)), key=ev.worst_first)
-            followups = sum(1 for i in items if i.history)
-            note = ("" if not followups else f"{followups} items carry a history: searched as typed (--as-asked)."
-                    if as_asked else f"{followups} items carry a history: resolved with their conversation's "
-                    "topic, as the chat does (--as-asked: as typed).")
-            text = "\n\n".join([f"mode: {r['mode']}\n\n{ev.qa_table(r)}" for r in reports] + ([note] if note else [])
-                                + (["Significance (Holm-corrected paired randomisation tests):",
-                                    ev.significance_table(significance)] if len(modes) > 1 else []))
+            text = rp.qa_text(document, followups=sum(1 for i in items if i.history), as_asked=as_asked)
             if run_out is not None:
-                for m in modes:
-                    trec.write_run(run_out / f"{m}.trec", {r.id: r.ranking[:k] for r in results[m]}, f"kzqa-{m}")
-                trec.write_qrels(run_out / "qrels.trec", {r.id: dict.fromkeys(r.relevant_ids, 1)
-                                                          for r in results[modes[0]] if r.relevant_ids})
+                ev.write_qa_runs(results, run_out, k)
     except (ev.EvalError, trec.RunFileError, *_expected_errors()) as exc:
         _fail(str(exc))
     if failures is not None:
@@ -411,11 +398,8 @@ def eval_(
         rp.write_html(document, report, failures=None if beir is not None else failed_rows)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        markdown = "\n".join(["# kzqa eval", "", *rp.provenance_lines(document["provenance"]), "", text])
-        if beir is None:
-            markdown += "\n\n## Worst failures by question type\n\n" + rp.failures_markdown(failed_rows)
-        out.write_text(json.dumps(document, ensure_ascii=False, indent=2) if out.suffix == ".json" else markdown + "\n",
-                       encoding="utf-8")
+        out.write_text(json.dumps(document, ensure_ascii=False, indent=2) if out.suffix == ".json" else
+                       rp.markdown(document, text, None if beir is not None else failed_rows), encoding="utf-8")
     typer.echo(json.dumps(document, ensure_ascii=False) if as_json else text)
 
 

@@ -414,6 +414,26 @@ def qa_report(results: list[QuestionResult], mode: str, source: str, k: int) -> 
             "questions": [r.public() for r in results], **environment()}
 
 
+def qa_document(results: dict[str, list[QuestionResult]], source: str | Path, k: int, provenance: dict) -> dict:
+    """What ``kzqa eval --json`` prints for a QA file: with one mode its report, with several
+    ``{"reports": [...]}``; either way with ``significance`` and ``provenance``."""
+    reports = [qa_report(r, mode, source, k) for mode, r in results.items()]
+    extra = {"significance": qa_significance(results), "provenance": provenance}
+    return {**reports[0], **extra} if len(reports) == 1 else {"reports": reports, **extra}
+
+
+def write_qa_runs(results: dict[str, list[QuestionResult]], folder: Path, k: int) -> None:
+    """Each mode's top-``k`` rankings as ``folder/<mode>.trec`` and the passages holding each
+    question's evidence as ``folder/qrels.trec`` (see :mod:`kzqa.bench.trec`)."""
+    from . import trec
+
+    for mode, rows in results.items():
+        trec.write_run(Path(folder) / f"{mode}.trec", {r.id: r.ranking[:k] for r in rows}, f"kzqa-{mode}")
+    first = next(iter(results.values()))
+    trec.write_qrels(Path(folder) / "qrels.trec", {r.id: dict.fromkeys(r.relevant_ids, 1) for r in first
+                                                   if r.relevant_ids})
+
+
 def qa_significance(results: dict[str, list[QuestionResult]]) -> list[dict]:
     """Paired tests between every two modes (``results[mode]``) on every measure both have,
     over all questions (see :func:`kzqa.bench.stats.significance`)."""
@@ -574,7 +594,7 @@ def run_beir(folder: str | Path, modes: list[str], split: str = "test", k: int =
     """nDCG@10, MRR@10 and Recall@``k`` (ranx, per query) with 95% intervals, for each of kzqa's
     ``modes`` and each external TREC run of ``runs`` (named by file name), scored against the
     same qrels; pairwise significance between all of them; recall curves to 100. ``run_out``:
-    each mode's ranking is written there as ``<mode>.trec``."""
+    each mode's ranking is written there as ``<mode>.trec``, and the judged qrels as ``qrels.trec``."""
     from tqdm.auto import tqdm
 
     from . import trec
@@ -597,6 +617,8 @@ def run_beir(folder: str | Path, modes: list[str], split: str = "test", k: int =
                 rankings[mode][qid] = [h.passage_id for h in hits]
             if run_out is not None:
                 trec.write_run(Path(run_out) / f"{mode}.trec", rankings[mode], f"kzqa-{mode}")
+        if run_out is not None:
+            trec.write_qrels(Path(run_out) / "qrels.trec", data.qrels)
     for path in runs or []:
         name = Path(path).name
         if name in rankings:

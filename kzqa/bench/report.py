@@ -33,11 +33,34 @@ def as_document(document: dict) -> dict:
 
 # ---------------------------------------------------------------- Markdown
 
+SIGNIFICANCE_TITLE = "Significance (Holm-corrected paired randomisation tests; * p < 0.05):"
+
+
+def qa_text(document: dict, followups: int = 0, as_asked: bool = False) -> str:
+    """The tables ``kzqa eval`` prints for a QA file: one per mode, a line on follow-ups (when
+    ``followups`` items carry a history), and the significance table (two modes or more)."""
+    document = as_document(document)
+    parts = [f"mode: {r['mode']}\n\n{ev.qa_table(r)}" for r in document["reports"]]
+    if followups:
+        parts.append(f"{followups} items carry a history: searched as typed (--as-asked)." if as_asked else
+                     f"{followups} items carry a history: resolved with their conversation's topic, as the chat "
+                     "does (--as-asked: as typed).")
+    if len(document["reports"]) > 1:
+        parts += [SIGNIFICANCE_TITLE, ev.significance_table(document["significance"])]
+    return "\n\n".join(parts)
+
+
+def beir_text(report: dict) -> str:
+    """The table ``kzqa eval --beir`` prints, and the significance table."""
+    return "\n\n".join([ev.beir_table(report), SIGNIFICANCE_TITLE, ev.significance_table(report["significance"])])
+
+
 
 def provenance_lines(prov: dict) -> list[str]:
     """The reproducibility header as Markdown bullets."""
     m = prov.get("machine", {})
-    lines = [f"- date: {prov.get('date')}", f"- kzqa {prov.get('kzqa')}, git commit {prov.get('git_commit') or 'unknown'}",
+    lines = [f"- date: {prov.get('date')}",
+             f"- kzqa {prov.get('kzqa')}, git commit {prov.get('git_commit') or 'unknown'}",
              f"- command: `{prov.get('command')}`",
              f"- machine: {m.get('cores')} cores, {m.get('cpu')}, {m.get('os')}, Python {m.get('python')}"]
     if prov.get("index_manifest_sha256"):
@@ -47,6 +70,15 @@ def provenance_lines(prov: dict) -> list[str]:
     for channel, fingerprint in (prov.get("models") or {}).items():
         lines.append(f"- model {channel}: {fingerprint}")
     return lines
+
+
+def markdown(document: dict, tables: str, failures: list[dict] | None = None) -> str:
+    """The Markdown report: the reproducibility header, ``tables`` (as printed), and the worst
+    failures of each question type when ``failures`` is given (QA)."""
+    parts = ["# kzqa eval", "", *provenance_lines(as_document(document)["provenance"]), "", tables]
+    if failures is not None:
+        parts += ["", "## Worst failures by question type", "", failures_markdown(failures)]
+    return "\n".join(parts) + "\n"
 
 
 def worst_by_type(failures: list[dict], per_type: int = WORST_PER_TYPE) -> dict[str, list[dict]]:

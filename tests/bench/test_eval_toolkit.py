@@ -145,6 +145,13 @@ def test_a_scifact_run_written_out_scores_the_same_when_read_back(tmp_path):
     for measure in ("nDCG@10", "MRR@10", "Recall@100"):
         assert theirs[measure] == ours[measure] and theirs["ci95"][measure] == ours["ci95"][measure]
     assert theirs["source"] == "run file" and "search_ms_p50" not in theirs
+    import ir_measures  # the written qrels and run, scored by pytrec_eval instead of ranx
+    from ir_measures import nDCG
+
+    scores = ir_measures.pytrec_eval.calc_aggregate(
+        [nDCG @ 10], list(ir_measures.read_trec_qrels(str(tmp_path / "qrels.trec"))),
+        list(ir_measures.read_trec_run(str(tmp_path / "lexical.trec"))))
+    assert scores[nDCG @ 10] == pytest.approx(ours["nDCG@10"], abs=5e-5)  # the report rounds to 4 places
 
 
 def _tiny_beir(folder):
@@ -215,3 +222,10 @@ def test_failed_measures_of_hand_made_results():
     rows = [{"type": "a", "n": i} for i in range(30)] + [{"type": "b", "n": 0}]
     kept = worst_by_type(rows, per_type=20)
     assert [len(v) for v in kept.values()] == [20, 1] and kept["a"][0]["n"] == 0  # the order given is kept
+
+
+def test_failures_of_a_beir_set_are_refused_before_any_work(tmp_path):
+    folder = _tiny_beir(tmp_path / "beir")
+    result = run_cli("eval", "--beir", str(folder), "--failures", str(tmp_path / "f.jsonl"))
+    assert result.returncode == 1 and "--failures lists questions of a QA file" in result.stderr
+    assert not (tmp_path / "f.jsonl").exists()
