@@ -298,6 +298,28 @@ def run_scifact() -> None:
     (RESULTS / "scifact.json").write_text(json.dumps(report, indent=1))
 
 
+def toolkit_section() -> list[str]:
+    """`kzqa eval` with intervals and paired tests (issue 22): the dev set in three modes, SciFact."""
+    from kzqa.bench import report as rp
+
+    dev, scifact = _load("dev-eval.json"), _load("scifact-eval.json")
+    if not dev and not scifact:
+        return []
+    parts = ["## Intervals and significance (`kzqa eval`, issue 22)", "",
+             "95% bootstrap intervals over the questions in brackets; paired randomisation tests between the "
+             "modes, Holm-corrected per measure (difference of means a − b, * for p < 0.05).", ""]
+    if dev:
+        rows = [[r["mode"], r["groups"]["all"]["questions"]] + [ev.with_interval(r["groups"]["all"], c)
+                                                                for c in ev.QA_COLUMNS[1:]] for r in dev["reports"]]
+        parts += [f"Dev set (`{dev['provenance']['command']}`, {dev['provenance']['date']}), all questions:", "",
+                  ev.markdown_table(["mode"] + ev.QA_HEADERS[1:], rows), "",
+                  ev.significance_table(dev["significance"]), ""]
+    if scifact:
+        parts += [f"BEIR SciFact (`{scifact['provenance']['command']}`, {scifact['provenance']['date']}):", "",
+                  rp.beir_text(scifact), ""]
+    return parts
+
+
 def _load(name: str):
     path = RESULTS / name
     return json.loads(path.read_text()) if path.exists() else None
@@ -460,6 +482,7 @@ def render() -> str:
             parts += ["Figures in brackets are 95% bootstrap intervals over the queries. Paired randomisation "
                       "tests between the modes (difference of means a − b, Holm-corrected p, * for p < 0.05):", "",
                       ev.significance_table(scifact["significance"]), ""]
+    parts += toolkit_section()
     parts += issue18_section()
     parts += speed_bench_section()
     parts += load_section()
