@@ -216,7 +216,7 @@ class QuestionResult:
     type: str
     lang: str
     answerable: bool
-    rank: int | None  # 1-based rank of the first relevant passage within k, None if absent
+    rank: int | None  # 1-based rank of the first relevant passage in the ranking searched, None if absent
     relevant: int  # how many passages of the index are relevant
     abstained: bool
     search_ms: float
@@ -310,10 +310,6 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
 def _label(metric: str) -> str:
     name, cut = metric.split("@")
     return {"hit_rate": "Recall", "recall": "Recall", "mrr": "MRR", "ndcg": "nDCG"}[name] + f"@{cut}"
-
-
-PAIRED_MEASURES = ("answer_evidence", "answer_first_sentence", "answer_all_parts", "short_em", "short_f1",
-                   "wrongly_abstained", "abstained_unanswerable", "mean_quotes")
 
 
 def question_values(results: list[QuestionResult]) -> dict[str, dict[str, float]]:
