@@ -41,7 +41,7 @@ from ..channels.lexical import SETTINGS as LEXICAL_SETTINGS
 from ..channels.lexical import CorpusStats, LexicalIndex
 from ..ingest.corpus import Document
 from ..ingest.passages import ChunkParams, Passage
-from .base import HNSW_EF_SEARCH, BuildSummary, IndexProblem
+from .base import HNSW_EF_SEARCH, BuildSummary, IndexProblem, half_size
 from .building import (
     Embedded,
     PreviousIndex,
@@ -132,7 +132,7 @@ def write_vectors(folder: Path, vectors: dict[str, Embedded], lexical: LexicalIn
     for channel, embedded in vectors.items():
         kind = choose_index_type(index_type, len(embedded.passages))
         faiss.write_index(faiss_index(embedded.passages, kind), str(folder / f"{channel}.faiss"))
-        np.save(folder / f"{channel}.sentences.npy", embedded.sentences)
+        np.save(folder / f"{channel}.sentences.npy", half_size(embedded.sentences))
         channels[channel] = {**embedded.entry, "index_type": kind, "file": f"{channel}.faiss"}
         if query_models and channel in query_models:
             shutil.copytree(query_models[channel], folder / f"{channel}.onnx")
@@ -247,7 +247,7 @@ def seed_cache(previous: PreviousIndex | None, target: Path, cache: Path, encode
             if index.ntotal != len(texts) or len(sentences) != sum(len(p.sentences) for p in passages):
                 continue
             embeddings.add(texts, index.reconstruct_n(0, index.ntotal))
-            embeddings.add(sentence_texts(passages), sentences)
+            embeddings.add(sentence_texts(passages), sentences.astype(np.float32))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError):
         return  # no usable previous vectors: nothing to seed
 

@@ -3,18 +3,21 @@ collections served by several app replicas and rebuilt by one process while othe
 
 Layout (schema ``kzqa`` holds the bookkeeping, one schema ``kzqa_g<N>`` per build)::
 
-    kzqa.generations(id, schema_name, manifest jsonb, stats jsonb, bm25_dim, created_at)
+    kzqa.generations(id, schema_name, manifest jsonb, stats jsonb, bm25_dim (terms), created_at)
     kzqa.serving(generation)            the one generation readers use
     kzqa.feedback(...)                  👍/👎 from every replica (see kzqa.feedback)
     kzqa_g<N>.documents(doc_id, title, data jsonb)
     kzqa_g<N>.passages(row, passage_id, doc_id, title, section, text, start_char, end_char,
-                       sentences jsonb, bm25 sparsevec, <channel> vector(d) …)   HNSW per channel
-    kzqa_g<N>.sentences(row, position, <channel> vector(d) …)
+                       sentences jsonb, <channel> vector(d) …)   HNSW per channel
+    kzqa_g<N>.sentences(row, position, <channel> halfvec(d) …)   float16, as the files keep them
     kzqa_g<N>.terms(term, id, idf)      the BM25 vocabulary
+    kzqa_g<N>.postings(term, row, weight)   BM25's inverted index, B-tree on (term, row)
 
-BM25 matches bm25s (Lucene variant): ``passages.bm25`` holds each passage's term weights
-``tf·(k1+1) / (tf + k1·(1 − b + b·|d|/avgdl))`` and the query vector holds each query term's
-``idf × count``, so the inner product is the BM25 score bm25s computes.
+BM25 matches bm25s (Lucene variant): ``postings`` holds, for each term and passage containing it,
+the weight ``tf·(k1+1) / (tf + k1·(1 − b + b·|d|/avgdl))``; a query reads only the postings of
+its terms and sums ``idf × count × weight`` per passage (SQL aggregation), which is the BM25
+score bm25s computes. The rows are written in term order, so one term's postings sit together
+on disk.
 
 A build writes a new generation inside one transaction and switches ``kzqa.serving`` in that
 transaction: readers never see a half-built index, and a killed build leaves nothing behind.
@@ -51,6 +54,7 @@ from .base import (
     HNSW_EF_SEARCH,  # the same search breadth as FAISS's HNSW
     BuildSummary,
     IndexProblem,
+    half_size,
     start_each,
 )
 from .building import (
@@ -130,10 +134,12 @@ def _ensure_vector_extension(url: str) -> None:
 # ---------------------------------------------------------------- build
 
 
-def bm25_vectors(lexical: LexicalIndex) -> tuple[list[dict[int, float]], dict[str, tuple[int, float]], int]:
-    """Split bm25s's scores into passage and query sides: per passage ``{term id: weight / idf}``,
-    the vocabulary ``{term: (id, idf)}`` and the dimension, so that for any query terms
-    ``sum(idf[t] · weights[d][t])`` equals bm25s's score of passage ``d``."""
+def bm25_postings(lexical: LexicalIndex) -> tuple[tuple[list[int], list[int], list[float]],
+                                                  dict[str, tuple[int, float]], int]:
+    """Split bm25s's scores into BM25's inverted index and its query side: the postings as three
+    parallel lists (term id, passage row, weight / idf), in term order, the vocabulary
+    ``{term: (id, idf)}`` and the number of terms, so that for any query terms the sum of
+    ``idf[t] · weight`` over a passage's postings equals bm25s's score of that passage."""
     scores = lexical.retriever.scores
     data = np.asarray(scores["data"], dtype=np.float64)
     indices = np.asarray(scores["indices"], dtype=np.int64)
@@ -141,13 +147,9 @@ def bm25_vectors(lexical: LexicalIndex) -> tuple[list[dict[int, float]], dict[st
     n_docs, n_terms = int(scores["num_docs"]), len(indptr) - 1
     df = np.diff(indptr)
     idf = lucene_idf(df, n_docs)
-    term_of = np.repeat(np.arange(n_terms), df)
-    order = np.argsort(indices, kind="stable")
-    docs, terms, weights = indices[order], term_of[order], (data / idf[term_of])[order]
-    bounds = np.searchsorted(docs, np.arange(n_docs + 1))
-    per_doc = [dict(zip(terms[lo:hi].tolist(), weights[lo:hi].tolist())) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    term_of = np.repeat(np.arange(n_terms), df)  # bm25s keeps its scores term by term (CSC)
     vocab = {t: (i, float(idf[i])) for t, i in lexical.retriever.vocab_dict.items() if t and i < n_terms}
-    return per_doc, vocab, max(n_terms, 1)
+    return (term_of.tolist(), indices.tolist(), (data / idf[term_of]).tolist()), vocab, max(n_terms, 1)
 
 
 def _channel_column(channel: str) -> str:
@@ -160,7 +162,7 @@ def write_generation(conn, documents: list[Document], passages: list[Passage], v
                      lexical: LexicalIndex, stats: CorpusStats, manifest: dict) -> str:
     """Inside the caller's transaction: write one generation (tables, HNSW indexes) and make it
     the one readers use; drop generations older than the previous one. Returns its schema."""
-    from pgvector import SparseVector
+    from pgvector import HalfVector
     from psycopg import sql
     from psycopg.types.json import Jsonb
 
@@ -176,49 +178,58 @@ def write_generation(conn, documents: list[Document], passages: list[Passage], v
                          "data jsonb NOT NULL)").format(s))
     conn.execute(sql.SQL("CREATE TABLE {}.passages (row integer PRIMARY KEY, passage_id text NOT NULL UNIQUE, "
                          "doc_id text NOT NULL, title text NOT NULL, section text NOT NULL, text text NOT NULL, "
-                         "start_char integer NOT NULL, end_char integer NOT NULL, sentences jsonb NOT NULL, "
-                         "bm25 sparsevec NOT NULL{})").format(s, sql.SQL("").join(sql.SQL(", ") + c for c in cols)))
+                         "start_char integer NOT NULL, end_char integer NOT NULL, sentences jsonb NOT NULL{})")
+                 .format(s, sql.SQL("").join(sql.SQL(", ") + c for c in cols)))
+    halves = [sql.SQL("{} halfvec({})").format(sql.Identifier(c), sql.Literal(dims[c])) for c in channels]
     conn.execute(sql.SQL("CREATE TABLE {}.sentences (row integer NOT NULL, position integer NOT NULL{}, "
-                         "PRIMARY KEY (row, position))").format(s, sql.SQL("").join(sql.SQL(", ") + c for c in cols)))
+                         "PRIMARY KEY (row, position))").format(s, sql.SQL("").join(sql.SQL(", ") + c for c in halves)))
     conn.execute(sql.SQL("CREATE TABLE {}.terms (term text PRIMARY KEY, id integer NOT NULL, "
                          "idf double precision NOT NULL)").format(s))
+    conn.execute(sql.SQL("CREATE TABLE {}.postings (term integer NOT NULL, row integer NOT NULL, "
+                         "weight real NOT NULL)").format(s))
 
     with conn.cursor().copy(sql.SQL("COPY {}.documents (doc_id, title, data) FROM STDIN").format(s)) as copy:
         for d in documents:
             copy.write_row((d.doc_id, d.title, Jsonb(d.to_dict())))
-    weights, vocab, dim = bm25_vectors(lexical)
+    postings, vocab, dim = bm25_postings(lexical)
     names = sql.SQL("").join(sql.SQL(", ") + sql.Identifier(c) for c in channels)
     with conn.cursor().copy(sql.SQL("COPY {}.passages (row, passage_id, doc_id, title, section, text, start_char, "
-                                    "end_char, sentences, bm25{}) FROM STDIN WITH (FORMAT BINARY)").format(s, names)) as copy:
-        copy.set_types(["int4", "text", "text", "text", "text", "text", "int4", "int4", "jsonb", "sparsevec"]
+                                    "end_char, sentences{}) FROM STDIN WITH (FORMAT BINARY)").format(s, names)) as copy:
+        copy.set_types(["int4", "text", "text", "text", "text", "text", "int4", "int4", "jsonb"]
                        + ["vector"] * len(channels))
         for row, p in enumerate(passages):
             copy.write_row([row, p.passage_id, p.doc_id, p.title, p.section, p.text, p.start, p.end,
-                            Jsonb([list(span) for span in p.sentences]), SparseVector(weights[row], dim)]
-                           + [vectors[c].passages[row] for c in channels])
+                            Jsonb([list(span) for span in p.sentences])] + [vectors[c].passages[row] for c in channels])
+    with conn.cursor().copy(sql.SQL("COPY {}.postings (term, row, weight) FROM STDIN WITH (FORMAT BINARY)")
+                            .format(s)) as copy:
+        copy.set_types(["int4", "int4", "float4"])
+        for term, row, weight in zip(*postings):
+            copy.write_row((term, row, weight))
     with conn.cursor().copy(sql.SQL("COPY {}.sentences (row, position{}) FROM STDIN WITH (FORMAT BINARY)")
                             .format(s, names)) as copy:
-        copy.set_types(["int4", "int4"] + ["vector"] * len(channels))
+        copy.set_types(["int4", "int4"] + ["halfvec"] * len(channels))
+        halved = {c: half_size(vectors[c].sentences) for c in channels}
         k = 0
         for row, p in enumerate(passages):
             for position in range(len(p.sentences)):
-                copy.write_row([row, position] + [vectors[c].sentences[k] for c in channels])
+                copy.write_row([row, position] + [HalfVector(halved[c][k]) for c in channels])
                 k += 1
     with conn.cursor().copy(sql.SQL("COPY {}.terms (term, id, idf) FROM STDIN").format(s)) as copy:
         for term, (i, idf) in vocab.items():
             copy.write_row((term, i, idf))
 
     conn.execute(sql.SQL("CREATE INDEX ON {}.passages (doc_id)").format(s))
+    conn.execute(sql.SQL("CREATE INDEX ON {}.postings (term, row) INCLUDE (weight)").format(s))
     for c in channels:
         conn.execute(sql.SQL("CREATE INDEX ON {}.passages USING hnsw ({} vector_ip_ops) WITH (m = {}, "
                              "ef_construction = {})").format(s, sql.Identifier(c), sql.Literal(HNSW_M),
                                                              sql.Literal(HNSW_EF_CONSTRUCTION)))
-    for table in ("documents", "passages", "sentences", "terms"):
+    for table in ("documents", "passages", "sentences", "terms", "postings"):
         conn.execute(sql.SQL("ANALYZE {}.{}").format(s, sql.Identifier(table)))
     manifest = {**manifest, "store": {"kind": "postgresql", "schema": schema, "generation": gen_id}}
     manifest["channels"] = {**{c: {**manifest["channels"][c], "index_type": f"pgvector HNSW m={HNSW_M}",
                                    "column": c} for c in channels},
-                            LEXICAL: {**LEXICAL_SETTINGS, "column": "bm25"}}
+                            LEXICAL: {**LEXICAL_SETTINGS, "table": "postings"}}
     conn.execute("UPDATE kzqa.generations SET schema_name = %s, manifest = %s, stats = %s, bm25_dim = %s "
                  "WHERE id = %s", (schema, Jsonb(manifest), Jsonb(stats.to_dict()), dim, gen_id))
     previous = conn.execute("SELECT generation FROM kzqa.serving").fetchone()
@@ -379,8 +390,7 @@ class PgDocuments(Mapping):
 class PgGeneration:
     """One generation of the index in PostgreSQL, as a :class:`kzqa.stores.base.Store`."""
 
-    def __init__(self, connections: _Connections, gen_id: int, schema: str, manifest: dict, stats: CorpusStats,
-                 bm25_dim: int):
+    def __init__(self, connections: _Connections, gen_id: int, schema: str, manifest: dict, stats: CorpusStats):
         from psycopg import sql
 
         self.generation = gen_id
@@ -388,7 +398,6 @@ class PgGeneration:
         self.manifest = manifest
         self.stats = stats
         self._connections = connections
-        self._bm25_dim = bm25_dim
         self._s = sql.Identifier(schema)
         self.documents = PgDocuments(connections, schema)
         self._dense = dense_channels(manifest)
@@ -417,24 +426,38 @@ class PgGeneration:
         if n <= 0 or (within is not None and len(within) == 0):
             return []
         if channel == LEXICAL:
-            column, vector = sql.Identifier("bm25"), self._bm25_query(query)
-            if vector is None:
-                return []
-            positive = sql.SQL(" AND (bm25 <#> %(q)s) < 0")
-        else:
-            if channel not in self._dense:
-                raise IndexProblem(f"this index has no '{channel}' channel")
-            column, vector, positive = sql.Identifier(channel), np.asarray(query, dtype=np.float32), sql.SQL("")
-        where = sql.SQL("WHERE doc_id = ANY(%(docs)s)") if within is not None else sql.SQL("WHERE true")
+            return self._bm25_top(query, n, within)
+        if channel not in self._dense:
+            raise IndexProblem(f"this index has no '{channel}' channel")
+        column, vector = sql.Identifier(channel), np.asarray(query, dtype=np.float32)
+        where = sql.SQL("WHERE doc_id = ANY(%(docs)s)") if within is not None else sql.SQL("")
         # ORDER BY the distance alone, so that the HNSW index can serve it (ties: the engine orders by row)
-        statement = sql.SQL("SELECT row, -({c} <#> %(q)s) FROM {s}.passages {w}{p} ORDER BY {c} <#> %(q)s "
-                            "LIMIT %(n)s").format(c=column, s=self._s, w=where, p=positive)
+        statement = sql.SQL("SELECT row, -({c} <#> %(q)s) FROM {s}.passages {w} ORDER BY {c} <#> %(q)s "
+                            "LIMIT %(n)s").format(c=column, s=self._s, w=where)
         rows = self._connections.query(statement, {"q": vector, "docs": list(within or []), "n": int(n)})
         return [(int(r), float(score)) for r, score in rows]
 
-    def _bm25_query(self, text: str):
-        """The query side of BM25: ``idf × count`` of each known query term (None if none)."""
-        from pgvector import SparseVector
+    def _bm25_top(self, text: str, n: int, within: list[str] | None) -> list[tuple[int, float]]:
+        """BM25 through the inverted index: only the postings of the question's known terms are
+        read, and each passage's score is summed in SQL (passages scoring 0 never appear). The
+        document filter joins the passages inside the same query."""
+        from psycopg import sql
+
+        query = self._bm25_query(text)
+        if query is None:
+            return []
+        ids, weights = query
+        inside = (sql.SQL(" JOIN {s}.passages d ON d.row = p.row AND d.doc_id = ANY(%(docs)s)").format(s=self._s)
+                  if within is not None else sql.SQL(""))
+        statement = sql.SQL("SELECT p.row, sum(p.weight * q.w) AS score FROM unnest(%(t)s::int[], %(w)s::float8[]) "
+                            "AS q(term, w) JOIN {s}.postings p ON p.term = q.term{f} GROUP BY p.row "
+                            "ORDER BY score DESC, p.row LIMIT %(n)s").format(s=self._s, f=inside)
+        rows = self._connections.query(statement, {"t": ids, "w": weights, "docs": list(within or []), "n": int(n)})
+        return [(int(r), float(score)) for r, score in rows if score > 0]
+
+    def _bm25_query(self, text: str) -> tuple[list[int], list[float]] | None:
+        """The query side of BM25: the ids of the question's known terms and ``idf × count`` of
+        each (None if it has none)."""
         from psycopg import sql
 
         terms = tokenize([text])[0]
@@ -444,8 +467,7 @@ class PgGeneration:
                                         .format(self._s), (sorted(set(terms)),))
         if not known:
             return None
-        weights = {int(i): float(idf) * terms.count(term) for term, i, idf in known}
-        return SparseVector(weights, self._bm25_dim)
+        return [int(i) for _, i, _ in known], [float(idf) * terms.count(term) for term, _, idf in known]
 
     def passages(self, rows: Sequence[int]) -> list[Passage]:
         from psycopg import sql
@@ -463,7 +485,7 @@ class PgGeneration:
 
         rows = [int(r) for r in rows]
         best = dict(self._connections.query(
-            sql.SQL("SELECT row, max(-({c} <#> %s)) FROM {s}.sentences WHERE row = ANY(%s) GROUP BY row")
+            sql.SQL("SELECT row, max(-({c}::vector <#> %s)) FROM {s}.sentences WHERE row = ANY(%s) GROUP BY row")
             .format(c=sql.Identifier(channel), s=self._s), (np.asarray(query, dtype=np.float32), rows)))
         return [float(best[r]) for r in rows]
 
@@ -515,9 +537,12 @@ class PgStore:
         if not rows:
             raise IndexProblem(f"generation {gen_id} is missing from the database at {redact(self.url)}; "
                                f"rebuild with: kzqa build --db URL")
-        schema, manifest, stats, dim = rows[0]
+        schema, manifest, stats, _ = rows[0]
+        if (manifest.get("channels", {}).get(LEXICAL) or {}).get("table") != "postings":
+            raise IndexProblem(f"the index in the database at {redact(self.url)} was built by an older kzqa "
+                               "(BM25 without its inverted index); rebuild with: kzqa build --db URL")
         try:
-            return PgGeneration(self._connections, gen_id, schema, manifest, CorpusStats.from_dict(stats), int(dim))
+            return PgGeneration(self._connections, gen_id, schema, manifest, CorpusStats.from_dict(stats))
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexProblem(f"the index in the database at {redact(self.url)} is corrupt ({exc!r}); "
                                f"rebuild with: kzqa build --db URL") from exc

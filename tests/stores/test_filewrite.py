@@ -41,6 +41,23 @@ def test_manifest_records_what_was_built(small_index):
     assert not any(name.endswith((".pkl", ".pickle")) for name in stored)
 
 
+def test_sentence_vectors_are_stored_half_size_and_read_as_float32(small_index, encoder):
+    """float16 on disk (half of float32); the store hands the engine float32, equal to the stored
+    values, within float16's rounding of what the model gave."""
+    import numpy as np
+
+    from kzqa.stores.files import open_index
+
+    stored = np.load(small_index / "dense.sentences.npy")
+    assert stored.dtype == np.float16
+    store, _ = open_index(small_index, check=False)
+    first = store.passages([0])[0]
+    vectors = store.sentence_vectors("dense", [0])[0]
+    assert vectors.dtype == np.float32 and np.array_equal(vectors, stored[:len(first.sentences)].astype(np.float32))
+    exact = encoder.encode_passages([first.text[s:e] for s, e in first.sentences])
+    assert np.abs(vectors - exact).max() < 1e-3
+
+
 def test_round_trip_search(small_index):
     engine = kzqa.load(small_index)
     hits = engine.search("How tall is the Bayterek tower?", k=3, mode="dense")

@@ -74,6 +74,32 @@ def test_bm25_in_postgres_equals_bm25s(engine, pg_engine):
         assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(ours, files))
 
 
+def test_bm25_reads_only_the_postings_of_the_question_terms(pg_engine, pg_shipped):
+    """The inverted index: a B-tree on (term, row) serves the lookup, so the plan scans the
+    index for the question's terms instead of every passage."""
+    store = pg_engine.store.current()
+    ids, weights = store._bm25_query("Bayterek tower height")
+    with psycopg.connect(pg_shipped) as conn:
+        conn.execute("SET enable_seqscan = off")  # a table this small would be read whole otherwise
+        plan = "\n".join(r[0] for r in conn.execute(
+            f"EXPLAIN SELECT p.row, sum(p.weight * q.w) FROM unnest(%s::int[], %s::float8[]) AS q(term, w) "
+            f"JOIN {store.schema}.postings p ON p.term = q.term GROUP BY p.row", (ids, weights)).fetchall())
+        postings = conn.execute(f"SELECT count(*) FROM {store.schema}.postings").fetchone()[0]
+        matching = conn.execute(f"SELECT count(*) FROM {store.schema}.postings WHERE term = ANY(%s)", (ids,)).fetchone()[0]
+    assert "postings_term_row" in plan and "Index" in plan, plan
+    assert 0 < matching < postings / 20  # what a question reads, against the whole index
+
+
+def test_sentence_vectors_are_half_size_in_postgres_too(pg_engine, pg_shipped):
+    store = pg_engine.store.current()
+    with psycopg.connect(pg_shipped) as conn:
+        kinds = dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid "
+                                  "= %s::regclass AND attnum > 2", (f"{store.schema}.sentences",)).fetchall())
+    assert kinds == {"dense": "halfvec(384)", "multilingual": "halfvec(384)"}
+    vectors = store.sentence_vectors("dense", [0, 1])
+    assert all(v.dtype == "float32" and len(v) for v in vectors)  # the engine still gets float32
+
+
 def test_document_filter_inside_the_query(pg_engine):
     for mode in ("hybrid", "dense", "multilingual", "lexical"):
         hits = pg_engine.search("Chinese influence and investment", k=8, mode=mode, doc_ids=[PEOPLES_MAP])
