@@ -16,6 +16,7 @@ from .channels.encoders import MULTILINGUAL_MODEL
 from .ingest.passages import ChunkParams
 from .qa.engine import Engine
 from .stores.base import BuildSummary, IndexProblem
+from .stores.building import Embedding
 from .stores.files import open_index
 from .stores.filewrite import build as build_files
 from .stores.postgres import (
@@ -47,16 +48,20 @@ def load(path: str | Path | None = None, check: bool = True, db: str | None = No
 
 def build(corpus: str | Path = "corpus", index: str | Path | None = None, model: str | None = None,
           multilingual_model: str | None = MULTILINGUAL_MODEL, params: ChunkParams | None = None,
-          index_type: str = "auto", progress: bool = False, db: str | None = None) -> BuildSummary:
+          index_type: str = "auto", progress: bool = False, db: str | None = None, device: str = "cpu",
+          ray: str | None = None) -> BuildSummary:
     """Build the index of ``corpus`` into the folder ``index`` or, given ``db`` (or
     ``$KZQA_DATABASE_URL`` when ``index`` is not given), into that database; atomically either
-    way. See :func:`kzqa.stores.filewrite.build` for the other parameters (``index_type`` is FAISS's)."""
+    way. ``device``: cpu, cuda or auto (the GPU when torch sees one); ``ray``: the address of a Ray
+    cluster to embed on ('auto': a local one). See :func:`kzqa.stores.filewrite.build` for the
+    other parameters (``index_type`` is FAISS's)."""
     url = _database(index, db)
+    where = Embedding(device=device, ray=ray)
     if url:
         return build_db(url, corpus, model=model, multilingual_model=multilingual_model, params=params,
-                        progress=progress)
+                        progress=progress, where=where)
     return build_files(corpus, index, model=model, multilingual_model=multilingual_model, params=params,
-                       index_type=index_type, progress=progress)
+                       index_type=index_type, progress=progress, where=where)
 
 
 class PendingEngine:

@@ -132,25 +132,32 @@ def build(
                                         "'Flat', 'HNSW32', or any FAISS factory string."),
     db: Optional[str] = DbOpt,
     db_file: Optional[Path] = DbFileOpt,
+    ray: Optional[str] = typer.Option(None, "--ray", help="Embed on the Ray cluster at this address (host:port), "
+                                      "or 'auto' for a local one; needs pip install 'kzqa[ray]'."),
+    device: str = typer.Option("cpu", "--device", help="cpu (the ONNX exports), cuda (sentence-transformers on "
+                               "the GPU) or auto (cuda when torch sees a GPU)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Read, split and embed the corpus into a new index (atomically replacing the old one), in
     an index folder or, with --db, in PostgreSQL. Unchanged documents keep their passages and
-    cached embeddings: only what changed is embedded."""
+    cached embeddings: only what changed is embedded (with --ray, on the cluster's workers)."""
     db = _db(db, db_file)
     import kzqa
+
+    from ..channels.rayspread import RayUnavailable
 
     # past `ulimit -f` a write fails with EFBIG (reported below) instead of the signal killing us
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         summary = kzqa.build(corpus, index, model=model, progress=not as_json, index_type=index_type, db=db,
-                             multilingual_model=None if multilingual_model.lower() == "none" else multilingual_model)
+                             multilingual_model=None if multilingual_model.lower() == "none" else multilingual_model,
+                             device=device, ray=ray)
     except OSError as exc:
         if exc.errno == errno.EFBIG:
             _fail("a file of the index would pass this shell's file-size limit (ulimit -f); the previous index "
                   "is unchanged: raise the limit, e.g. ulimit -f unlimited")
         _fail(str(exc))
-    except _expected_errors() as exc:
+    except (*_expected_errors(), RayUnavailable) as exc:
         _fail(str(exc))
     except MemoryError:
         _fail("the build ran out of memory; the previous index is unchanged (ulimit -v, or a smaller corpus)")
@@ -164,6 +171,10 @@ def build(
                f"in {data['seconds']} s")
     typer.echo(f"  passages embedded {data['embedded']}, reused from the cache {data['reused']}; "
                f"documents split {data['resplit_documents']}")
+    if data.get("ray"):
+        r = data["ray"]
+        typer.echo(f"  embedded on Ray at {r['address']}: {r['nodes']} nodes, {r['CPU']} CPUs, chunks per node "
+                   f"{sorted(r.get('chunks_per_node', {}).values(), reverse=True)}")
     w, t = data["words"], data["tokens"]
     typer.echo(f"  words/passage  min {w['min']}  median {w['median']}  max {w['max']}")
     typer.echo(f"  tokens/passage min {t['min']}  median {t['median']}  max {t['max']}")

@@ -141,7 +141,7 @@ def build_synthetic(folder: Path, n: int, seed: int = 0, progress: bool = False)
             vectors[lo:hi] = _noisy(real[rng.integers(0, len(real), hi - lo)], spread, rng)
         exact[channel] = vectors
         faiss.write_index(faiss_index(vectors, index_type), str(folder / f"{channel}.faiss"))
-        sentences = np.lib.format.open_memmap(folder / f"{channel}.sentences.npy", mode="w+", dtype=np.float32,
+        sentences = np.lib.format.open_memmap(folder / f"{channel}.sentences.npy", mode="w+", dtype=np.float16,
                                               shape=(int(sentence_counts.sum()), encoder.dim))
         owner = np.repeat(np.arange(n), sentence_counts)
         for lo in range(0, len(owner), 200_000):

@@ -576,6 +576,13 @@ class OnnxE5:
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         return self._encode(texts, PASSAGE_PREFIX, progress)
 
+    def batch_order(self, texts: Sequence[str]) -> list[int]:
+        """The order in which :meth:`encode_passages` embeds ``texts`` (by token length, stable):
+        consecutive slices of whole batches, embedded apart, give the vectors of one call with
+        every text (exactly while every text fits one window, as passages do)."""
+        lengths = [min(len(c), self._window) for c in self._content([PASSAGE_PREFIX + t for t in texts])]
+        return sorted(range(len(texts)), key=lengths.__getitem__)
+
     def _run(self, seqs: list[list[int]], progress: bool = False) -> np.ndarray:
         """Un-normalised mean-pooled vectors for full id sequences, batched by length."""
         n = len(seqs)

@@ -99,11 +99,20 @@ class OnnxEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.query_prefix + t for t in texts])
 
-    def encode_passages(self, texts: Sequence[str], progress: bool = False, batch_size: int = 32) -> np.ndarray:
+    batch_size = 32  # passages per ONNX call
+
+    def batch_order(self, texts: Sequence[str]) -> np.ndarray:
+        """The order in which :meth:`encode_passages` embeds ``texts``, ``batch_size`` at a time
+        (by length, stable): consecutive slices of it of whole batches, embedded apart (on other
+        machines), give the very vectors of one call with every text."""
+        return np.argsort([len(self.passage_prefix + t) for t in texts], kind="stable")
+
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         from tqdm.auto import tqdm
 
+        order = self.batch_order(texts)  # similar lengths batch together
         texts = [self.passage_prefix + t for t in texts]
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batch together
+        batch_size = self.batch_size
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for lo in tqdm(range(0, len(texts), batch_size), disable=not progress, desc=self.name, unit="batch"):
             rows = order[lo:lo + batch_size]

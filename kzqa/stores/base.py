@@ -99,6 +99,7 @@ class BuildSummary:
     reused: int = 0  # passages whose vectors came from the cache
     resplit: int = 0  # documents split again (the others' passages were reused)
     repaired_words: int = 0  # glued words split in cleaning ('yearof' → 'year of')
+    spread: dict = field(default_factory=dict)  # with --ray: the cluster and the chunks each node embedded
 
     def to_dict(self) -> dict:
         def stats(xs: list[int]) -> dict:
@@ -113,7 +114,7 @@ class BuildSummary:
                 "resplit_documents": self.resplit, "cut_sentences": self.cut_sentences,
                 "repaired_words": self.repaired_words,
                 "words": stats(self.words), "tokens": stats(self.tokens),
-                "problems": [str(p) for p in self.problems]}
+                "problems": [str(p) for p in self.problems], **({"ray": self.spread} if self.spread else {})}
 
 
 # HNSW search breadth: recall@10 against exact search ≥ 0.95 on clustered test vectors needs ≥ 256

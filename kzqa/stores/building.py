@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -206,16 +207,59 @@ class Indexed:
     lexical: LexicalIndex
     stats: CorpusStats
     query_models: dict[str, Path]
+    spread: dict = field(default_factory=dict)  # with --ray: the cluster and the chunks per node
 
 
-def embed_and_index(prepared: Prepared, cache: Path, progress: bool = False) -> Indexed:
+@dataclass(frozen=True)
+class Embedding:
+    """Where a build embeds: ``device`` 'cpu' (the ONNX exports on every core), 'cuda' (the
+    sentence-transformers models on the GPU) or 'auto' (cuda when torch sees one); ``ray``: a
+    Ray cluster's address ('auto': a local one) to spread the embedding over, None: here."""
+
+    device: str = "cpu"
+    ray: str | None = None
+
+
+def resolve_device(device: str) -> str:
+    """'cpu' or 'cuda' for ``device`` ('auto': cuda when torch sees a GPU); IndexProblem for
+    cuda without one, or for any other value."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise IndexProblem(f"--device must be cpu, cuda or auto, not {device!r}")
+    if device == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        has_gpu = bool(torch.cuda.is_available())
+    except ImportError:
+        has_gpu = False
+    if device == "cuda" and not has_gpu:
+        raise IndexProblem("--device cuda: torch sees no GPU on this machine (use --device cpu or auto)")
+    return "cuda" if has_gpu else "cpu"
+
+
+def embed_and_index(prepared: Prepared, cache: Path, progress: bool = False,
+                    where: Embedding = Embedding()) -> Indexed:
     """Export the question models, embed every channel with their bulk copies (through
-    ``cache``), and build BM25 and the statistics (the vocabulary in the multilingual model)."""
+    ``cache``; on a GPU or a Ray cluster as ``where`` says), and build BM25 and the statistics
+    (the vocabulary in the multilingual model)."""
     query_models = export_query_models(prepared.encoders, cache)
-    bulk = bulk_encoders(prepared.encoders, query_models)
+    device = resolve_device(where.device)
+    bulk = bulk_encoders(prepared.encoders, query_models, device)
+    spread: dict = {}
+    if where.ray:
+        from ..channels.rayspread import RayEncoder, connect
+
+        spread = {"address": where.ray, **connect(where.ray)}
+        bulk = {c: RayEncoder(e, query_models.get(c) if device == "cpu" else None, where.ray)
+                for c, e in bulk.items()}
     vectors, embedded = embed_channels(prepared.passages, bulk, prepared.params, cache, progress)
+    if where.ray:
+        nodes = sum((e.nodes for e in bulk.values()), Counter())
+        spread["chunks_per_node"] = dict(nodes)
+        bulk = {c: e.local for c, e in bulk.items()}
     lexical, stats = lexical_and_stats(prepared, bulk.get(MULTILINGUAL))
-    return Indexed(vectors, embedded, lexical, stats, query_models)
+    return Indexed(vectors, embedded, lexical, stats, query_models, spread)
 
 
 def export_query_models(encoders: dict[str, Encoder], cache: Path) -> dict[str, Path]:
@@ -223,9 +267,12 @@ def export_query_models(encoders: dict[str, Encoder], cache: Path) -> dict[str, 
     return {c: folder for c, e in encoders.items() if (folder := cached_export(e, cache)) is not None}
 
 
-def bulk_encoders(encoders: dict[str, Encoder], exported: dict[str, Path]) -> dict[str, Encoder]:
-    """The encoders a build embeds with: the ONNX exports on every core where there are some
-    (same weights, so the same fingerprints and cache), else the models themselves."""
+def bulk_encoders(encoders: dict[str, Encoder], exported: dict[str, Path], device: str = "cpu") -> dict[str, Encoder]:
+    """The encoders a build embeds with: on the CPU the ONNX exports on every core where there
+    are some (same weights, so the same fingerprints and cache), else the models themselves; on
+    'cuda' the models themselves (sentence-transformers puts them on the GPU)."""
+    if device == "cuda":
+        return dict(encoders)
     return {c: open_exported(exported[c], threads=BULK_THREADS) if c in exported else e for c, e in encoders.items()}
 
 

