@@ -22,7 +22,7 @@ STAMP := $(VENV)/.kzqa-installed
 
 $(STAMP): pyproject.toml | $(PYTHON)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PIP) install -e ".[dev,postgres]"
+	$(PIP) install -e ".[dev,postgres,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

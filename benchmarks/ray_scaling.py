@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from kzqa.bench import environment, free_port  # noqa: E402
 
 RAY = str(Path(sys.executable).parent / "ray")
-NODE = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--block", "--disable-usage-stats",
-        "--include-dashboard", "false"]
+NODE = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--block", "--disable-usage-stats"]
+HEAD = ["--head", "--include-dashboard", "false"]
 
 
 def write_corpus(folder: Path, documents: int) -> None:
@@ -83,7 +83,7 @@ def main() -> None:
         report["one_process"] = build(work / "corpus", work / "i0", work / "c0")
         port = free_port()
         address = f"127.0.0.1:{port}"
-        procs.append(subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--temp-dir", str(temp), *NODE],
+        procs.append(subprocess.Popen([RAY, "start", *HEAD, "--port", str(port), "--temp-dir", str(temp), *NODE],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_for_nodes(address, 1)
         report["ray_1_node"] = build(work / "corpus", work / "i1", work / "c1", "--ray", address)

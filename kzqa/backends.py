@@ -57,6 +57,10 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None, model:
     other parameters (``index_type`` is FAISS's)."""
     url = _database(index, db)
     where = Embedding(device=device, ray=ray)
+    if ray:  # fail before reading the corpus when the cluster is not there
+        from .channels.rayspread import connect
+
+        connect(ray)
     if url:
         return build_db(url, corpus, model=model, multilingual_model=multilingual_model, params=params,
                         progress=progress, where=where)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 BATCHES_PER_TASK = 8  # whole batches per task: small enough to spread, large enough to amortise
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class RayUnavailable(RuntimeError):
@@ -37,12 +38,30 @@ def connect(address: str) -> dict:
     except ImportError as exc:
         raise RayUnavailable("--ray needs Ray: pip install 'kzqa[ray]'") from exc
     if not ray.is_initialized():
-        try:
+        host = address.rsplit(":", 1)[0].strip("[]")
+        if address != "auto":
+            _reachable(address)
+        local = {"_node_ip_address": "127.0.0.1"} if address == "auto" or host in LOOPBACK else {}
+        try:  # a cluster on loopback: the driver joins it as 127.0.0.1 too, or no object reaches it
             ray.init(address=None if address == "auto" else address, logging_level="ERROR",
-                     log_to_driver=False, include_dashboard=False)
+                     log_to_driver=False, include_dashboard=False, **local)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from exc
     return {"CPU": int(ray.cluster_resources().get("CPU", 0)), "nodes": len([n for n in ray.nodes() if n["Alive"]])}
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """RayUnavailable unless something answers at ``address`` (host:port): ray.init would wait
+    for an absent cluster without end."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: "
+                             f"{getattr(exc, 'strerror', None) or exc} (is `ray start --head` running there?)") from exc
 
 
 def _model_payload(encoder, folder: Path | None) -> dict:
@@ -88,6 +107,7 @@ class RayEncoder:
         self.local = encoder
         self.name, self.dim, self.max_tokens = encoder.name, encoder.dim, encoder.max_tokens
         self._folder, self._address, self._workers = folder, address, workers
+        self._pool: list | None = None
         self.nodes: Counter = Counter()
 
     def fingerprint(self) -> str:
@@ -99,29 +119,38 @@ class RayEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.local.encode_queries(texts)
 
-    def chunks(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Indices of ``texts`` in the encoder's own order, cut into whole-batch chunks."""
+    def chunks(self, texts: Sequence[str], workers: int = 1) -> list[np.ndarray]:
+        """Indices of ``texts`` in the encoder's own order, cut into chunks of whole batches:
+        at most BATCHES_PER_TASK batches, and small enough that every one of ``workers`` gets one."""
         order = np.asarray(self.local.batch_order(texts) if hasattr(self.local, "batch_order")
                            else range(len(texts)), dtype=np.int64)
-        size = int(getattr(self.local, "batch_size", 32)) * BATCHES_PER_TASK
+        batch = int(getattr(self.local, "batch_size", 32))
+        per_worker = -(-len(order) // max(1, workers))
+        size = max(batch, min(batch * BATCHES_PER_TASK, -(-per_worker // batch) * batch))
         return [order[lo:lo + size] for lo in range(0, len(order), size)]
+
+    def _actors(self) -> list:
+        """The actor pool of this encoder, started on first use (one model load per actor for
+        the whole build) and ended by :meth:`close`."""
+        if self._pool is None:
+            import ray
+
+            cpus = connect(self._address)["CPU"]
+            payload = ray.put(_model_payload(self.local, self._folder))
+            actor = ray.remote(num_cpus=1)(_Embedder)
+            self._pool = [actor.remote(payload) for _ in range(max(1, self._workers or cpus or 1))]
+        return self._pool
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        import ray
         from ray.util import ActorPool
 
-        cpus = connect(self._address)["CPU"]
-        chunks = self.chunks(texts)
-        workers = max(1, min(self._workers or cpus or 1, len(chunks)))
-        payload = ray.put(_model_payload(self.local, self._folder))
-        actor = ray.remote(num_cpus=1)(_Embedder)
-        actors = [actor.remote(payload) for _ in range(workers)]
-        pool = ActorPool(actors)
-        results = pool.map(lambda a, idx: a.encode.remote([texts[i] for i in idx]), chunks)
+        actors = self._actors()
+        chunks = self.chunks(texts, len(actors))
+        results = ActorPool(actors).map(lambda a, idx: a.encode.remote([texts[i] for i in idx]), chunks)
         if progress:
             from tqdm.auto import tqdm
 
@@ -129,6 +158,13 @@ class RayEncoder:
         for idx, (vectors, node) in zip(chunks, results):
             out[idx] = vectors
             self.nodes[node] += 1
-        for a in actors:
-            ray.kill(a)
         return out
+
+    def close(self) -> None:
+        """End the actors (their models' memory goes back to the workers)."""
+        if self._pool:
+            import ray
+
+            for a in self._pool:
+                ray.kill(a)
+        self._pool = None

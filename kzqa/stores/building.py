@@ -188,8 +188,11 @@ def embed_channels(passages: list[Passage], encoders: dict[str, Encoder], params
         if too_long:
             raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
         embeddings = EmbeddingCache(cache, encoder)
-        vectors, fresh = embeddings.embed(texts, progress=progress)  # passages, then their sentences
-        sentence_vectors, fresh_sentences = embeddings.embed(sentences, progress=progress)
+        try:
+            vectors, fresh = embeddings.embed(texts, progress=progress)  # passages, then their sentences
+            sentence_vectors, fresh_sentences = embeddings.embed(sentences, progress=progress)
+        finally:  # a cluster's workers hold this model until now, and the next channel needs them
+            getattr(encoder, "close", lambda: None)()
         embeddings.keep_only(texts + sentences)
         embedded = max(embedded, _passages_touched(passages, np.concatenate([fresh, fresh_sentences])))
         entry = {"model": encoder.name, "fingerprint": encoder.fingerprint(), "dim": encoder.dim}

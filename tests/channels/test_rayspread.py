@@ -19,8 +19,8 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'kzqa[ray]'
 pytestmark = [pytest.mark.slow]
 
 RAY = str(Path(sys.executable).parent / "ray")
-NODE = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--block", "--disable-usage-stats",
-        "--include-dashboard", "false"]
+NODE = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--block", "--disable-usage-stats"]
+HEAD = ["--head", "--include-dashboard", "false"]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("ray")
     temp = Path("/tmp") / f"kzqa-ray-{os.getpid()}"  # Ray's socket paths must stay short
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    procs = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--temp-dir", str(temp), *NODE],
+    procs = [subprocess.Popen([RAY, "start", *HEAD, "--port", str(port), "--temp-dir", str(temp), *NODE],
                               stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT, env=env)]
     address = f"127.0.0.1:{port}"
     try:
@@ -103,8 +103,8 @@ def test_a_build_on_two_ray_nodes_equals_a_one_process_build(cluster, tmp_path):
 
 def test_the_cache_is_read_on_the_driver_before_anything_is_sent(cluster, tmp_path):
     first = _build(tmp_path / "index", tmp_path / "cache", "--ray", cluster)
-    assert first["embedded"] > 0
-    again = _build(tmp_path / "index2", tmp_path / "cache", "--ray", cluster)
+    assert first["embedded"] > 0 and sum(first["ray"]["chunks_per_node"].values()) > 0
+    again = _build(tmp_path / "index", tmp_path / "cache", "--ray", cluster)  # the index's cache is beside it
     assert again["embedded"] == 0 and not again["ray"].get("chunks_per_node")  # nothing went to the cluster
 
 
