@@ -14,7 +14,9 @@ Ray is an optional extra (``pip install 'kzqa[ray]'``); nothing here imports it 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -65,23 +67,38 @@ def _reachable(address: str, timeout: float = 10.0) -> None:
 
 
 def _model_payload(encoder, folder: Path | None) -> dict:
-    """What a worker needs to make the same encoder: the export's files, or the model's name."""
+    """What a worker needs to make the same encoder: the export's files (and their digest, which
+    names them in the worker's cache), or the model's name."""
     if folder is None:
         return {"name": encoder.name}
-    return {"files": {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}}
+    files = {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+    digest = hashlib.sha256()
+    for name, data in files.items():
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return {"files": files, "digest": digest.hexdigest()}
 
 
 def _make_encoder(payload: dict):
-    """The encoder a worker embeds with, from :func:`_model_payload` (one thread per actor)."""
+    """The encoder a worker embeds with, from :func:`_model_payload` (one thread per actor). An
+    export's files are kept in the worker's kzqa cache under their digest: written once per
+    model, however many builds and actors use it."""
     if "name" in payload:
         from .encoders import get_encoder
 
         return get_encoder(payload["name"])
+    from .embedcache import cache_dir
     from .onnxmodels import open_exported
 
-    folder = Path(tempfile.mkdtemp(prefix="kzqa-ray-model-"))
-    for name, data in payload["files"].items():
-        (folder / name).write_bytes(data)
+    folder = cache_dir() / "ray-models" / payload["digest"][:16]
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder.parent))
+        for name, data in payload["files"].items():
+            (tmp / name).write_bytes(data)
+        try:
+            os.rename(tmp, folder)  # atomic: another actor may have written the same files meanwhile
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
     return open_exported(folder, threads=1)
 
 
@@ -155,9 +172,15 @@ class RayEncoder:
             from tqdm.auto import tqdm
 
             results = tqdm(results, total=len(chunks), desc=f"{self.name} on Ray", unit="chunk")
-        for idx, (vectors, node) in zip(chunks, results):
-            out[idx] = vectors
-            self.nodes[node] += 1
+        from ray.exceptions import RayError
+
+        try:
+            for idx, (vectors, node) in zip(chunks, results):
+                out[idx] = vectors
+                self.nodes[node] += 1
+        except RayError as exc:  # a worker died or could not load the model: say so in one line
+            raise RayUnavailable(f"a Ray worker failed while embedding with {self.name}: "
+                                 f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from exc
         return out
 
     def close(self) -> None:
