@@ -36,6 +36,7 @@ import numpy as np
 from ..channels.embedcache import cache_dir
 from ..qa.engine import Engine
 from ..qa.retrieve import DEFAULT_MODE
+from .trec import rank_scores
 
 QA_CUTOFFS = (1, 3, 5, 10)
 warnings.filterwarnings("ignore", message=".*unsafe cast.*")  # ranx's numba kernels, harmless
@@ -187,16 +188,14 @@ def calibration(confidences: list[float], correct: list[bool], bins: int = 10) -
         return 0.0, []
     conf, ok = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
     which = np.minimum((conf * bins).astype(int), bins - 1)
-    ece, table = 0.0, []
+    table = []
     for b in range(bins):
         inside = which == b
         if inside.any():
-            gap = abs(conf[inside].mean() - ok[inside].mean())
-            ece += inside.mean() * gap
             table.append({"bin": [b / bins, (b + 1) / bins], "n": int(inside.sum()),
                           "confidence": round(float(conf[inside].mean()), 4),
                           "correct": round(float(ok[inside].mean()), 4)})
-    return round(float(ece), 4), table
+    return round(float(_ece(conf, ok, axis=0, bins=bins)), 4), table
 
 
 def normalised_passages(engine: Engine) -> list[tuple[str, str]]:
@@ -286,7 +285,7 @@ def run_qa(engine: Engine, items: list[QAItem], mode: str = DEFAULT_MODE, k: int
         rank = next((h.rank for h in hits if h.passage_id in relevant), None)
         if relevant:
             qrels[item.id] = {pid: 1 for pid in relevant}
-            run[item.id] = {h.passage_id: float(len(hits) - i) for i, h in enumerate(hits[:k])}
+            run[item.id] = rank_scores([h.passage_id for h in hits[:k]])
         short = answer.short  # set only on answers given
         scored = short_scored(item)
         results.append(QuestionResult(
@@ -626,7 +625,7 @@ def run_beir(folder: str | Path, modes: list[str], split: str = "test", k: int =
     metrics = ["ndcg@10", "mrr@10", f"recall@{k}"]
     values = {}
     for name, ranking in rankings.items():
-        run = {qid: {d: float(len(docs) - i) for i, d in enumerate(docs[:k])} for qid, docs in ranking.items()}
+        run = {qid: rank_scores(docs[:k]) for qid, docs in ranking.items()}
         per_query = _ranx_per_query(data.qrels, run, metrics)
         values[name] = {_label(m): {q: per_query[q][m] for q in per_query} for m in metrics}
     from .stats import significance

@@ -19,6 +19,12 @@ class RunFileError(ValueError):
     """A file that is not a TREC run or qrels file (the message names the file and line)."""
 
 
+def rank_scores(docs: list[str]) -> dict[str, float]:
+    """A ranking's scores as kzqa writes and scores them: ``len(docs) - rank + 1`` (distinct, so
+    no tool can reorder ties)."""
+    return {doc: float(len(docs) - i) for i, doc in enumerate(docs)}
+
+
 def write_run(path: str | Path, rankings: Ranking, tag: str) -> Path:
     """Write ``rankings`` as a TREC run tagged ``tag`` (queries with no documents are left out)."""
     path = Path(path)
@@ -26,8 +32,8 @@ def write_run(path: str | Path, rankings: Ranking, tag: str) -> Path:
     tag = "".join(tag.split()) or "kzqa"
     with open(path, "w", encoding="utf-8") as f:
         for qid, docs in rankings.items():
-            for rank, doc in enumerate(docs, 1):
-                f.write(f"{qid} Q0 {doc} {rank} {len(docs) - rank + 1} {tag}\n")
+            for rank, (doc, score) in enumerate(rank_scores(docs).items(), 1):
+                f.write(f"{qid} Q0 {doc} {rank} {score:g} {tag}\n")
     return path
 
 

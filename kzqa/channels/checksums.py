@@ -45,9 +45,10 @@ _parsed: tuple[tuple[int, ...], dict[str, str]] | None = None  # the cache file'
 
 
 def _read_cache() -> dict[str, str]:
-    """The cache's entries (a copy). Parsed once per version of the file: every write replaces
-    it (a new inode), so its device, inode, size and mtime name a version, and opening an index, which
-    asks for a dozen files' digests, reads the file once instead of once per file."""
+    """The cache's entries (one shared dict: callers that change it copy it first). Parsed once
+    per version of the file: every write replaces it (a new inode), so its device, inode, size
+    and mtime name a version, and opening an index, which asks for a dozen files' digests,
+    reads the file once instead of once per file."""
     global _parsed
     target = _cache_file()
     try:
@@ -56,7 +57,7 @@ def _read_cache() -> dict[str, str]:
         if _parsed is None or _parsed[0] != stamp:
             data = json.loads(target.read_text(encoding="utf-8"))
             _parsed = (stamp, data if isinstance(data, dict) else {})
-        return dict(_parsed[1])
+        return _parsed[1]
     except (OSError, ValueError):
         return {}
 
@@ -83,7 +84,7 @@ def already_verified(check: str) -> bool:
 def mark_verified(check: str) -> None:
     """Remember that ``check`` passed (see :func:`already_verified`)."""
     with _lock:
-        cache = _read_cache()
+        cache = dict(_read_cache())
         cache[f"check|{check}"] = "passed"
         _write_cache(cache)
 
@@ -98,7 +99,7 @@ def known_sha256(path: Path) -> str:
         return cached
     digest = file_sha256(path)
     with _lock:
-        cache = _read_cache()
+        cache = dict(_read_cache())
         cache[key] = digest
         _write_cache(cache)
     return digest
