@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import TypeVar
 
 import numpy as np
 
@@ -61,6 +62,8 @@ def ranked(scored) -> list[tuple[int, float]]:
     return sorted(((int(r), float(s)) for r, s in scored), key=lambda t: (-t[1], t[0]))
 
 
+T = TypeVar("T")
+
 WARM_UP_QUESTION = "What do the documents say about this?"  # any question: it runs every model once
 
 
@@ -68,6 +71,21 @@ WARM_UP_QUESTION = "What do the documents say about this?"  # any question: it r
 def _side_pool() -> ThreadPoolExecutor:
     """One worker thread that encodes a lone question's second model beside the first."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="kzqa-encode")
+
+
+@lru_cache(maxsize=1)
+def _store_pool() -> ThreadPoolExecutor:
+    """Threads that wait on a database server's answers (each thread keeps its own connection)."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="kzqa-store")
+
+
+def _run_each(calls: dict[str, Callable[[], T]], side_by_side: bool) -> dict[str, T]:
+    """Each call's result by name: one after another, or (``side_by_side``) all at once on the
+    store pool, for stores whose calls wait on a server rather than on this process's cores."""
+    if not side_by_side or len(calls) < 2:
+        return {name: call() for name, call in calls.items()}
+    futures = {name: _store_pool().submit(call) for name, call in calls.items()}
+    return {name: f.result() for name, f in futures.items()}
 
 
 class QueryError(ValueError):
@@ -312,18 +330,21 @@ class Engine:
         first. Passage-level channels come from the store; 'X_sent' scores each row of the
         union of those candidates by its sentence most similar to the query under model X."""
         models = list(dict.fromkeys(c.removesuffix(SENTENCE_SUFFIX) for c in channels if c != LEXICAL))
+        side_by_side = getattr(store, "waits_on_server", False)
+        lexical = (_store_pool().submit(store.top, LEXICAL, query, n, within)  # BM25 needs no vector: start it now
+                   if LEXICAL in channels and side_by_side else None)
         vectors = self.encode_question(query, models)
-        pool = {m: ranked(store.top(m, vectors[m], n, within)) for m in models}
+        pool = _run_each({m: partial(store.top, m, vectors[m], n, within) for m in models}, side_by_side)
         if LEXICAL in channels:
-            pool[LEXICAL] = ranked(store.top(LEXICAL, query, n, within))
-        out: dict[str, list[tuple[int, float]]] = {}
+            pool[LEXICAL] = lexical.result() if lexical else store.top(LEXICAL, query, n, within)
+        pool = {c: ranked(cands) for c, cands in pool.items()}
         union = sorted({row for cands in pool.values() for row, _ in cands})
+        sentence_models = [c.removesuffix(SENTENCE_SUFFIX) for c in channels if c.endswith(SENTENCE_SUFFIX)]
+        best = _run_each({m: partial(store.best_sentence, m, vectors[m], union) for m in sentence_models}, side_by_side)
+        out: dict[str, list[tuple[int, float]]] = {}
         for c in channels:
-            if c.endswith(SENTENCE_SUFFIX):
-                model = c.removesuffix(SENTENCE_SUFFIX)
-                out[c] = ranked(zip(union, store.best_sentence(model, vectors[model], union)))[:n]
-            else:
-                out[c] = pool[c]
+            model = c.removesuffix(SENTENCE_SUFFIX)
+            out[c] = ranked(zip(union, best[model]))[:n] if c.endswith(SENTENCE_SUFFIX) else pool[c]
         return vectors, out
 
     def encode_question(self, query: str, models: list[str]) -> dict[str, np.ndarray]:

@@ -41,6 +41,7 @@ class Store(Protocol):
     manifest: dict
     documents: Mapping[str, Document]
     stats: CorpusStats
+    waits_on_server: bool  # True: calls wait on another process, so the engine may run them side by side
 
     @property
     def size(self) -> int: ...

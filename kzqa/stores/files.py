@@ -115,6 +115,8 @@ class FileStore:
     documents read on demand from their JSONL files, sentence vectors memory-mapped), or the
     same parts held in memory (BEIR corpora)."""
 
+    waits_on_server = False  # every call runs on this process's cores
+
     def __init__(self, path, manifest: dict, documents: Mapping[str, Document], passages: Sequence[Passage],
                  vectors: dict, sentence_vectors: dict[str, np.ndarray], lexical, stats: CorpusStats):
         self.path = path

@@ -392,6 +392,8 @@ class PgDocuments(Mapping):
 class PgGeneration:
     """One generation of the index in PostgreSQL, as a :class:`kzqa.stores.base.Store`."""
 
+    waits_on_server = True  # each call waits on the server: the engine runs a question's calls side by side
+
     def __init__(self, connections: _Connections, gen_id: int, schema: str, manifest: dict, stats: CorpusStats):
         from psycopg import sql
 
