@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -136,10 +137,10 @@ def _ensure_vector_extension(url: str) -> None:
 # ---------------------------------------------------------------- build
 
 
-def bm25_postings(lexical: LexicalIndex) -> tuple[tuple[list[int], list[int], list[float]],
+def bm25_postings(lexical: LexicalIndex) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
                                                   dict[str, tuple[int, float]], int]:
     """Split bm25s's scores into BM25's inverted index and its query side: the postings as three
-    parallel lists (term id, passage row, weight / idf), in term order, the vocabulary
+    parallel arrays (term id, passage row, weight / idf), in term order, the vocabulary
     ``{term: (id, idf)}`` and the number of terms, so that for any query terms the sum of
     ``idf[t] · weight`` over a passage's postings equals bm25s's score of that passage."""
     scores = lexical.retriever.scores
@@ -151,7 +152,27 @@ def bm25_postings(lexical: LexicalIndex) -> tuple[tuple[list[int], list[int], li
     idf = lucene_idf(df, n_docs)
     term_of = np.repeat(np.arange(n_terms), df)  # bm25s keeps its scores term by term (CSC)
     vocab = {t: (i, float(idf[i])) for t, i in lexical.retriever.vocab_dict.items() if t and i < n_terms}
-    return (term_of.tolist(), indices.tolist(), (data / idf[term_of]).tolist()), vocab, max(n_terms, 1)
+    return (term_of, indices, data / idf[term_of]), vocab, max(n_terms, 1)
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)  # COPY BINARY header: no flags, no extension
+_COPY_END = struct.pack(">h", -1)
+_POSTING = np.dtype([("fields", ">i2"), ("term_len", ">i4"), ("term", ">i4"), ("row_len", ">i4"), ("row", ">i4"),
+                     ("weight_len", ">i4"), ("weight", ">f4")])
+
+
+def copy_postings(copy, terms: np.ndarray, rows: np.ndarray, weights: np.ndarray, chunk: int = 1 << 20) -> None:
+    """Send the postings into ``copy`` (a ``COPY … (term, row, weight) FROM STDIN WITH (FORMAT
+    BINARY)``) as PostgreSQL's binary COPY tuples built by NumPy, ``chunk`` at a time, so that
+    tens of millions of postings never become Python objects."""
+    copy.write(_COPY_SIGNATURE)
+    for lo in range(0, len(terms), chunk):
+        hi = min(lo + chunk, len(terms))
+        tuples = np.empty(hi - lo, dtype=_POSTING)
+        tuples["fields"], tuples["term_len"], tuples["row_len"], tuples["weight_len"] = 3, 4, 4, 4
+        tuples["term"], tuples["row"], tuples["weight"] = terms[lo:hi], rows[lo:hi], weights[lo:hi]
+        copy.write(tuples.tobytes())
+    copy.write(_COPY_END)
 
 
 def _channel_column(channel: str) -> str:
@@ -204,9 +225,7 @@ def write_generation(conn, documents: list[Document], passages: list[Passage], v
                             Jsonb([list(span) for span in p.sentences])] + [vectors[c].passages[row] for c in channels])
     with conn.cursor().copy(sql.SQL("COPY {}.postings (term, row, weight) FROM STDIN WITH (FORMAT BINARY)")
                             .format(s)) as copy:
-        copy.set_types(["int4", "int4", "float4"])
-        for term, row, weight in zip(*postings):
-            copy.write_row((term, row, weight))
+        copy_postings(copy, *postings)
     with conn.cursor().copy(sql.SQL("COPY {}.sentences (row, position{}) FROM STDIN WITH (FORMAT BINARY)")
                             .format(s, names)) as copy:
         copy.set_types(["int4", "int4"] + ["halfvec"] * len(channels))
@@ -308,7 +327,7 @@ def write_serving(url: str, documents: list[Document], passages: list[Passage], 
         with conn.transaction():
             if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (BUILD_LOCK,)).fetchone()[0]:
                 raise IndexProblem(f"another kzqa build is writing to {redact(url)}; wait for it to finish")
-            conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+            conn.execute(f"SET LOCAL maintenance_work_mem = '{hnsw_build_memory_mb(vectors)}MB'")
             for statement in _BOOKKEEPING:
                 conn.execute(statement)
             exported = upload_query_models(conn, query_models or {})
@@ -320,6 +339,15 @@ def write_serving(url: str, documents: list[Document], passages: list[Passage], 
                            f"{str(exc).strip().splitlines()[0]}") from exc
     finally:
         conn.close()
+
+
+def hnsw_build_memory_mb(vectors: dict[str, Embedded]) -> int:
+    """Memory for building one channel's HNSW index with its whole graph in memory (pgvector
+    builds far slower once the graph outgrows ``maintenance_work_mem``): about the vectors plus
+    2·m neighbour links per passage, a quarter more for slack, and at least 1 GB."""
+    largest = max((e.passages.shape[0] * (4 * e.passages.shape[1] + 8 * 2 * HNSW_M + 64) for e in vectors.values()),
+                  default=0)
+    return max(1024, int(1.25 * largest / 2 ** 20))
 
 
 # ---------------------------------------------------------------- read

@@ -372,3 +372,18 @@ def test_a_new_vote_on_the_same_answer_replaces_the_earlier_one_in_postgres(new_
     assert store.record(vote="down", answer_id="a1", **record) == first
     store.record(vote="up", **record)
     assert [(r["answer_id"], r["vote"]) for r in store.rows()] == [("a1", "down"), (None, "up")]
+
+
+def test_hnsw_build_memory_holds_the_largest_channels_vectors_and_never_drops_below_a_gigabyte():
+    import numpy as np
+
+    from kzqa.stores.building import Embedded
+    from kzqa.stores.postgres import hnsw_build_memory_mb
+
+    def channel(n: int, dim: int) -> Embedded:
+        return Embedded({}, np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (n, dim), (0, 0)), None)
+
+    assert hnsw_build_memory_mb({}) == hnsw_build_memory_mb({"dense": channel(1000, 384)}) == 1024
+    million = hnsw_build_memory_mb({"dense": channel(1_000_000, 384), "small": channel(1_000_000, 8)})
+    assert million >= 1_000_000 * 384 * 4 / 2 ** 20  # the vectors alone: about 1.5 GB
+    assert million == hnsw_build_memory_mb({"dense": channel(1_000_000, 384)})  # one index is built at a time
