@@ -16,7 +16,7 @@ from .channels.encoders import MULTILINGUAL_MODEL
 from .ingest.passages import ChunkParams
 from .qa.engine import Engine
 from .stores.base import BuildSummary, IndexProblem
-from .stores.building import Embedding
+from .stores.building import Embedding, sentence_channels
 from .stores.files import open_index
 from .stores.filewrite import build as build_files
 from .stores.postgres import (
@@ -49,14 +49,16 @@ def load(path: str | Path | None = None, check: bool = True, db: str | None = No
 def build(corpus: str | Path = "corpus", index: str | Path | None = None, model: str | None = None,
           multilingual_model: str | None = MULTILINGUAL_MODEL, params: ChunkParams | None = None,
           index_type: str = "auto", progress: bool = False, db: str | None = None, device: str = "cpu",
-          ray: str | None = None) -> BuildSummary:
+          ray: str | None = None, sentence_vectors: str = "all") -> BuildSummary:
     """Build the index of ``corpus`` into the folder ``index`` or, given ``db`` (or
     ``$KZQA_DATABASE_URL`` when ``index`` is not given), into that database; atomically either
     way. ``device``: cpu, cuda or auto (the GPU when torch sees one); ``ray``: the address of a Ray
-    cluster to embed on ('auto': a local one). See :func:`kzqa.stores.filewrite.build` for the
+    cluster to embed on ('auto': a local one); ``sentence_vectors``: which channels keep sentence
+    vectors for quoting ('all', 'dense' or 'none'; fewer: a smaller, faster build). See :func:`kzqa.stores.filewrite.build` for the
     other parameters (``index_type`` is FAISS's)."""
     url = _database(index, db)
-    where = Embedding(device=device, ray=ray)
+    where = Embedding(device=device, ray=ray, sentence_vectors=sentence_vectors)
+    sentence_channels(sentence_vectors, [])  # a wrong choice fails before anything is read
     if ray:  # fail before reading the corpus when the cluster is not there
         from .channels.rayspread import connect
 

@@ -136,6 +136,9 @@ def build(
                                       "or 'auto' for a local one; needs pip install 'kzqa[ray]'."),
     device: str = typer.Option("cpu", "--device", help="cpu (the ONNX exports), cuda (sentence-transformers on "
                                "the GPU) or auto (cuda when torch sees a GPU)."),
+    sentence_vectors: str = typer.Option("all", "--sentence-vectors", help="Which models keep a vector per "
+                                         "sentence to choose quotes: all, dense (the English model only: a smaller, "
+                                         "faster build; questions in other languages quote less well) or none."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Read, split and embed the corpus into a new index (atomically replacing the old one), in
@@ -151,7 +154,7 @@ def build(
     try:
         summary = kzqa.build(corpus, index, model=model, progress=not as_json, index_type=index_type, db=db,
                              multilingual_model=None if multilingual_model.lower() == "none" else multilingual_model,
-                             device=device, ray=ray)
+                             device=device, ray=ray, sentence_vectors=sentence_vectors)
     except OSError as exc:
         if exc.errno == errno.EFBIG:
             _fail("a file of the index would pass this shell's file-size limit (ulimit -f); the previous index "

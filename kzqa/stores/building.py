@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -176,9 +177,11 @@ class Embedded:
 
 
 def embed_channels(passages: list[Passage], encoders: dict[str, Encoder], params: ChunkParams, cache: Path,
-                   progress: bool = False) -> tuple[dict[str, Embedded], int]:
-    """Every channel's passage and sentence vectors, and how many passages had to be embedded
-    (vectors of texts already in ``cache`` are reused; the cache then keeps only these texts)."""
+                   progress: bool = False, sentences_of: Sequence[str] | None = None) -> tuple[dict[str, Embedded], int]:
+    """Every channel's passage vectors and, for the channels in ``sentences_of`` (None: all),
+    sentence vectors (the others get ``(0, dim)`` arrays and ``"sentence_vectors": False`` in
+    their entry), and how many passages had to be embedded (vectors of texts already in
+    ``cache`` are reused; the cache then keeps only these texts)."""
     texts = [p.embed_text(params.prefix) for p in passages]
     sentences = sentence_texts(passages)
     out: dict[str, Embedded] = {}
@@ -187,15 +190,18 @@ def embed_channels(passages: list[Passage], encoders: dict[str, Encoder], params
         too_long = [n for n in encoder.count_tokens_many(texts) if n > encoder.max_tokens]
         if too_long:
             raise IndexProblem(f"{len(too_long)} passages exceed {encoder.name}'s {encoder.max_tokens} tokens")
+        keeps = sentences_of is None or channel in sentences_of
         embeddings = EmbeddingCache(cache, encoder)
         try:
             vectors, fresh = embeddings.embed(texts, progress=progress)  # passages, then their sentences
-            sentence_vectors, fresh_sentences = embeddings.embed(sentences, progress=progress)
+            sentence_vectors, fresh_sentences = (embeddings.embed(sentences, progress=progress) if keeps
+                                                 else (np.zeros((0, encoder.dim), np.float32), np.zeros(0, bool)))
         finally:  # a cluster's workers hold this model until now, and the next channel needs them
             getattr(encoder, "close", lambda: None)()
-        embeddings.keep_only(texts + sentences)
+        embeddings.keep_only(texts + sentences if keeps else texts)
         embedded = max(embedded, _passages_touched(passages, np.concatenate([fresh, fresh_sentences])))
-        entry = {"model": encoder.name, "fingerprint": encoder.fingerprint(), "dim": encoder.dim}
+        entry = {"model": encoder.name, "fingerprint": encoder.fingerprint(), "dim": encoder.dim,
+                 "sentence_vectors": keeps}
         out[channel] = Embedded(entry, vectors, sentence_vectors)
     return out, embedded
 
@@ -217,10 +223,24 @@ class Indexed:
 class Embedding:
     """Where a build embeds: ``device`` 'cpu' (the ONNX exports on every core), 'cuda' (the
     sentence-transformers models on the GPU) or 'auto' (cuda when torch sees one); ``ray``: a
-    Ray cluster's address ('auto': a local one) to spread the embedding over, None: here."""
+    Ray cluster's address ('auto': a local one) to spread the embedding over, None: here.
+    ``sentence_vectors``: which channels keep a vector per sentence for quoting, 'all', 'dense'
+    (the English model only: English questions quote as well, others worse) or 'none'."""
 
     device: str = "cpu"
     ray: str | None = None
+    sentence_vectors: str = "all"
+
+
+SENTENCE_VECTOR_CHOICES = ("all", "dense", "none")
+
+
+def sentence_channels(choice: str, channels: Sequence[str]) -> list[str]:
+    """The channels of ``channels`` that keep sentence vectors under ``choice`` (one of
+    SENTENCE_VECTOR_CHOICES); IndexProblem for any other value."""
+    if choice not in SENTENCE_VECTOR_CHOICES:
+        raise IndexProblem(f"--sentence-vectors must be one of {', '.join(SENTENCE_VECTOR_CHOICES)}, not {choice!r}")
+    return {"all": list(channels), "dense": [c for c in channels if c == DENSE], "none": []}[choice]
 
 
 def resolve_device(device: str) -> str:
@@ -246,6 +266,7 @@ def embed_and_index(prepared: Prepared, cache: Path, progress: bool = False,
     """Export the question models, embed every channel with their bulk copies (through
     ``cache``; on a GPU or a Ray cluster as ``where`` says), and build BM25 and the statistics
     (the vocabulary in the multilingual model)."""
+    keep = sentence_channels(where.sentence_vectors, list(prepared.encoders))
     query_models = export_query_models(prepared.encoders, cache)
     device = resolve_device(where.device)
     bulk = bulk_encoders(prepared.encoders, query_models, device)
@@ -257,7 +278,7 @@ def embed_and_index(prepared: Prepared, cache: Path, progress: bool = False,
         bulk = {c: RayEncoder(e, query_models.get(c) if device == "cpu" else None, where.ray)
                 for c, e in bulk.items()}
     started = time.perf_counter()
-    vectors, embedded = embed_channels(prepared.passages, bulk, prepared.params, cache, progress)
+    vectors, embedded = embed_channels(prepared.passages, bulk, prepared.params, cache, progress, keep)
     if where.ray:
         nodes = sum((e.nodes for e in bulk.values()), Counter())
         spread["chunks_per_node"] = dict(nodes)

@@ -347,7 +347,8 @@ def _read_store(path: Path, manifest: dict, dense: list[str], rebuild: str) -> F
     found = {"documents": len(store.documents), "passages": store.size, "sentences": store.sentence_count}
     wrong = [f"{k}: {found[k]} where the manifest says {counts[k]}" for k in found if found[k] != counts[k]]
     for c in dense:
-        if vectors[c].ntotal != store.size or len(sentence_vectors[c]) != store.sentence_count:
+        sentences = store.sentence_count if manifest["channels"][c].get("sentence_vectors", True) else 0
+        if vectors[c].ntotal != store.size or len(sentence_vectors[c]) != sentences:
             wrong.append(f"{c}: {vectors[c].ntotal} vectors for {store.size} passages")
     if wrong:
         raise IndexProblem(f"index at {path} is corrupt ({'; '.join(wrong)}). Rebuild with: {rebuild}")

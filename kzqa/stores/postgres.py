@@ -175,6 +175,22 @@ def copy_postings(copy, terms: np.ndarray, rows: np.ndarray, weights: np.ndarray
     copy.write(_COPY_END)
 
 
+def _copy_sentence_vectors(conn, schema, passages: list[Passage], halved: dict[str, np.ndarray]) -> None:
+    """COPY each passage's sentence vectors (float16, one column per channel) into ``schema``.sentences."""
+    from pgvector import HalfVector
+    from psycopg import sql
+
+    names = sql.SQL("").join(sql.SQL(", ") + sql.Identifier(c) for c in halved)
+    with conn.cursor().copy(sql.SQL("COPY {}.sentences (row, position{}) FROM STDIN WITH (FORMAT BINARY)")
+                            .format(schema, names)) as copy:
+        copy.set_types(["int4", "int4"] + ["halfvec"] * len(halved))
+        k = 0
+        for row, p in enumerate(passages):
+            for position in range(len(p.sentences)):
+                copy.write_row([row, position] + [HalfVector(v[k]) for v in halved.values()])
+                k += 1
+
+
 def _channel_column(channel: str) -> str:
     if not channel.replace("_", "").isalnum():
         raise IndexProblem(f"channel name '{channel}' cannot be a column")
@@ -185,7 +201,6 @@ def write_generation(conn, documents: list[Document], passages: list[Passage], v
                      lexical: LexicalIndex, stats: CorpusStats, manifest: dict) -> str:
     """Inside the caller's transaction: write one generation (tables, HNSW indexes) and make it
     the one readers use; drop generations older than the previous one. Returns its schema."""
-    from pgvector import HalfVector
     from psycopg import sql
     from psycopg.types.json import Jsonb
 
@@ -203,7 +218,8 @@ def write_generation(conn, documents: list[Document], passages: list[Passage], v
                          "doc_id text NOT NULL, title text NOT NULL, section text NOT NULL, text text NOT NULL, "
                          "start_char integer NOT NULL, end_char integer NOT NULL, sentences jsonb NOT NULL{})")
                  .format(s, sql.SQL("").join(sql.SQL(", ") + c for c in cols)))
-    halves = [sql.SQL("{} halfvec({})").format(sql.Identifier(c), sql.Literal(dims[c])) for c in channels]
+    quoting = [c for c in channels if vectors[c].entry.get("sentence_vectors", True)]  # see --sentence-vectors
+    halves = [sql.SQL("{} halfvec({})").format(sql.Identifier(c), sql.Literal(dims[c])) for c in quoting]
     conn.execute(sql.SQL("CREATE TABLE {}.sentences (row integer NOT NULL, position integer NOT NULL{}, "
                          "PRIMARY KEY (row, position))").format(s, sql.SQL("").join(sql.SQL(", ") + c for c in halves)))
     conn.execute(sql.SQL("CREATE TABLE {}.terms (term text PRIMARY KEY, id integer NOT NULL, "
@@ -226,15 +242,8 @@ def write_generation(conn, documents: list[Document], passages: list[Passage], v
     with conn.cursor().copy(sql.SQL("COPY {}.postings (term, row, weight) FROM STDIN WITH (FORMAT BINARY)")
                             .format(s)) as copy:
         copy_postings(copy, *postings)
-    with conn.cursor().copy(sql.SQL("COPY {}.sentences (row, position{}) FROM STDIN WITH (FORMAT BINARY)")
-                            .format(s, names)) as copy:
-        copy.set_types(["int4", "int4"] + ["halfvec"] * len(channels))
-        halved = {c: half_size(vectors[c].sentences) for c in channels}
-        k = 0
-        for row, p in enumerate(passages):
-            for position in range(len(p.sentences)):
-                copy.write_row([row, position] + [HalfVector(halved[c][k]) for c in channels])
-                k += 1
+    if quoting:
+        _copy_sentence_vectors(conn, s, passages, {c: half_size(vectors[c].sentences) for c in quoting})
     with conn.cursor().copy(sql.SQL("COPY {}.terms (term, id, idf) FROM STDIN").format(s)) as copy:
         for term, (i, idf) in vocab.items():
             copy.write_row((term, i, idf))
@@ -446,7 +455,8 @@ class PgGeneration:
         return self._dense + [LEXICAL]
 
     def has_sentence_vectors(self, channel: str) -> bool:
-        return channel in self._dense and self.manifest["counts"].get("sentences", 0) > 0
+        return (channel in self._dense and self.manifest["counts"].get("sentences", 0) > 0
+                and self.manifest["channels"][channel].get("sentence_vectors", True))
 
     def restrict(self, doc_ids: list[str]) -> list[str]:
         """The filter keeping those documents: their ids (applied as ``doc_id = ANY(…)``)."""

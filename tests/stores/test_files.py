@@ -21,11 +21,11 @@ def _clustered(n: int, dim: int = 64, clusters: int = 50, seed: int = 0) -> np.n
 
 def test_index_type_by_size():
     assert choose_index_type("auto", 56) == "Flat"
-    assert choose_index_type("auto", 1_000_000) == "IVF4000,Flat"
+    assert choose_index_type("auto", 1_000_000) == "IVF4000,SQfp16"
     assert choose_index_type("Flat", 1_000_000) == "Flat"
 
 
-APPROXIMATE = ["HNSW32", "IVF565,Flat"]  # 565 = 4·√20000 lists, as 'auto' chooses above its threshold
+APPROXIMATE = ["HNSW32", "IVF565,SQfp16"]  # 565 = 4·√20000 lists, as 'auto' chooses above its threshold
 
 
 @pytest.mark.parametrize("index_type", APPROXIMATE)

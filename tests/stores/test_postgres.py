@@ -100,6 +100,28 @@ def test_sentence_vectors_are_half_size_in_postgres_too(pg_engine, pg_shipped):
     assert all(v.dtype == "float32" and len(v) for v in vectors)  # the engine still gets float32
 
 
+def test_sentence_vectors_dense_leaves_the_multilingual_column_out(new_database, tmp_path):
+    """--sentence-vectors dense in PostgreSQL: the sentences table has the English model's column
+    only, the store says so, and answers still quote (as from the file index built the same way)."""
+    from kzqa.stores.building import Embedding
+
+    url = new_database()
+    build_db(url, CORPUS, cache=tmp_path / "cache", where=Embedding(sentence_vectors="dense"))
+    engine = kzqa.load(db=url)
+    store = engine.store.current()
+    with psycopg.connect(url) as conn:
+        columns = [r[0] for r in conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
+                                              "AND attnum > 2 AND NOT attisdropped", (f"{store.schema}.sentences",))]
+    assert columns == ["dense"]
+    assert store.has_sentence_vectors("dense") and not store.has_sentence_vectors("multilingual")
+    files = kzqa.build(CORPUS, tmp_path / "files", sentence_vectors="dense")
+    assert files.passages == store.size
+    from_files = kzqa.load(tmp_path / "files")
+    for item in DEV[::12]:
+        ours, theirs = engine.ask(item["question"]), from_files.ask(item["question"])
+        assert (ours.status, ours.text) == (theirs.status, theirs.text), item["question"]
+
+
 def test_document_filter_inside_the_query(pg_engine):
     for mode in ("hybrid", "dense", "multilingual", "lexical"):
         hits = pg_engine.search("Chinese influence and investment", k=8, mode=mode, doc_ids=[PEOPLES_MAP])
