@@ -129,6 +129,21 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
                           text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
 
 
+def write_beir(folder: Path, queries: dict[str, str], qrels: list[tuple[str, str]]) -> Path:
+    """A four-document BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) with these
+    queries ``{id: text}`` and relevance judgements ``(query id, document id)``."""
+    import json
+
+    (folder / "qrels").mkdir(parents=True)
+    docs = {"d1": "apple banana", "d2": "cherry pie", "d3": "apple tart", "d4": "zebra stripes"}
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": i, "title": "", "text": t})
+                                                   for i, t in docs.items()))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": i, "text": t}) for i, t in queries.items()))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n"
+                                                                                       for q, d in qrels))
+    return folder
+
+
 def write_pdf(path: Path, lines: list[str]) -> None:
     """A one-page PDF whose text layer holds ``lines`` (ASCII), one per line, with a valid xref."""
     ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"]

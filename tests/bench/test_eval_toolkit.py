@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from conftest import ARTIFACTS, ROOT, axe_violations, run_cli
+from conftest import ARTIFACTS, ROOT, axe_violations, run_cli, write_beir
 
 DEV = ROOT / "benchmarks" / "qa" / "dev.jsonl"
 FOLLOWUP = ROOT / "benchmarks" / "qa" / "followup.jsonl"
@@ -155,14 +155,7 @@ def test_a_scifact_run_written_out_scores_the_same_when_read_back(tmp_path):
 
 
 def _tiny_beir(folder):
-    (folder / "qrels").mkdir(parents=True)
-    docs = {"d1": "apple banana", "d2": "cherry pie", "d3": "apple tart", "d4": "zebra stripes"}
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": i, "title": "", "text": t})
-                                                   for i, t in docs.items()))
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in [
-        {"_id": "q1", "text": "cherry"}, {"_id": "q2", "text": "zebra"}, {"_id": "q3", "text": "apple"}]))
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td4\t1\nq3\td3\t1\n")
-    return folder
+    return write_beir(folder, {"q1": "cherry", "q2": "zebra", "q3": "apple"}, [("q1", "d2"), ("q2", "d4"), ("q3", "d3")])
 
 
 def test_a_run_file_is_compared_with_kzqas_modes(tmp_path):

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, write_beir
 
 from kzqa.ingest.corpus import read_corpus
 from kzqa.bench.evaluate import EvalError, load_qa, normalise_evidence, qa_report, run_beir, run_qa
@@ -149,14 +149,7 @@ def test_qa_metrics_agree_with_the_ranks(engine, tmp_path):
 
 
 def _tiny_beir(folder: Path) -> Path:
-    (folder / "qrels").mkdir(parents=True)
-    docs = {"d1": "apple banana", "d2": "cherry pie", "d3": "apple tart", "d4": "zebra stripes"}
-    (folder / "corpus.jsonl").write_text("\n".join(
-        json.dumps({"_id": i, "title": "", "text": t}) for i, t in docs.items()))
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in [
-        {"_id": "q1", "text": "cherry"}, {"_id": "q2", "text": "zebra"}, {"_id": "q3", "text": "unjudged"}]))
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td1\t1\nq2\td4\t1\n")
-    return folder
+    return write_beir(folder, {"q1": "cherry", "q2": "zebra", "q3": "unjudged"}, [("q1", "d2"), ("q2", "d1"), ("q2", "d4")])
 
 
 def test_beir_metrics_match_hand_computed_values(tmp_path):
