@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-BATCHES_PER_TASK = 8  # whole batches per task: small enough to spread, large enough to amortise
+BATCHES_PER_TASK = 2  # whole batches per task: small, so that no worker idles long at the end of a channel
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
