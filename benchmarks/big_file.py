@@ -79,7 +79,8 @@ def dev_figures(index: Path) -> dict:
                            "--json"], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
-    groups = json.loads(done.stdout)["reports"][0]["groups"]["all"]
+    document = json.loads(done.stdout)  # one mode: the report itself
+    groups = (document["reports"][0] if "reports" in document else document)["groups"]["all"]
     return {f: groups[f] for f in FIGURES if f in groups}
 
 
