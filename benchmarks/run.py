@@ -263,6 +263,9 @@ def postgres_section() -> list[str]:
                   "only (the server's memory is not counted). One run per size; the 1M run's files side predates "
                   "the float16 IVF (see Scale below).",
                   "", scale_table(scaled), ""]
+        parts += [f"Tables of the {x['passages']:,}-passage generation with their indexes, MB: "
+                  + ", ".join(f"{t} {mb}" for t, mb in x["postgresql"]["disk_mb_by_table"].items()) + "."
+                  for x in scaled if "disk_mb_by_table" in x["postgresql"]] + [""]
         parts += postgres_targets(scaled)
     parts += ray_section(_load("ray-scaling.json"))
     return parts
