@@ -16,7 +16,7 @@ from .channels.encoders import MULTILINGUAL_MODEL
 from .ingest.passages import ChunkParams
 from .qa.engine import Engine
 from .stores.base import BuildSummary, IndexProblem
-from .stores.building import Embedding, sentence_channels
+from .stores.building import Embedding
 from .stores.files import open_index
 from .stores.filewrite import build as build_files
 from .stores.postgres import (
@@ -57,8 +57,7 @@ def build(corpus: str | Path = "corpus", index: str | Path | None = None, model:
     vectors for quoting ('all', 'dense' or 'none'; fewer: a smaller, faster build). See :func:`kzqa.stores.filewrite.build` for the
     other parameters (``index_type`` is FAISS's)."""
     url = _database(index, db)
-    where = Embedding(device=device, ray=ray, sentence_vectors=sentence_vectors)
-    sentence_channels(sentence_vectors, [])  # a wrong choice fails before anything is read
+    where = Embedding(device=device, ray=ray, sentence_vectors=sentence_vectors)  # checks the choice
     if ray:  # fail before reading the corpus when the cluster is not there
         from .channels.rayspread import connect
 

@@ -232,15 +232,18 @@ class Embedding:
     ray: str | None = None
     sentence_vectors: str = "all"
 
+    def __post_init__(self):  # a wrong choice fails where it is made, before anything is read
+        if self.sentence_vectors not in SENTENCE_VECTOR_CHOICES:
+            raise IndexProblem(f"--sentence-vectors must be one of {', '.join(SENTENCE_VECTOR_CHOICES)}, "
+                               f"not {self.sentence_vectors!r}")
+
 
 SENTENCE_VECTOR_CHOICES = ("all", "dense", "none")
 
 
 def sentence_channels(choice: str, channels: Sequence[str]) -> list[str]:
     """The channels of ``channels`` that keep sentence vectors under ``choice`` (one of
-    SENTENCE_VECTOR_CHOICES); IndexProblem for any other value."""
-    if choice not in SENTENCE_VECTOR_CHOICES:
-        raise IndexProblem(f"--sentence-vectors must be one of {', '.join(SENTENCE_VECTOR_CHOICES)}, not {choice!r}")
+    SENTENCE_VECTOR_CHOICES, as :class:`Embedding` checks)."""
     return {"all": list(channels), "dense": [c for c in channels if c == DENSE], "none": []}[choice]
 
 
