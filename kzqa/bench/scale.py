@@ -280,24 +280,27 @@ def copy_to_database(index_dir: Path, url: str) -> None:
                   read_stats(index_dir / "stats.json"), manifest, query_models)
 
 
-def _sizes_mb(folder: Path) -> dict[str, float]:
-    """MB of each entry of ``folder`` (a subfolder: all its files), largest first."""
-    sizes = {p.name: sum(f.stat().st_size for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
-             for p in folder.iterdir()}
+def _mb(sizes: dict[str, int]) -> dict[str, float]:
+    """Each part of ``sizes`` (bytes) in MB, largest first."""
     return {name: round(size / 2 ** 20, 1) for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])}
 
 
-def _database_sizes_mb(url: str) -> dict[str, float]:
-    """MB of each table of the serving generation, with its indexes and TOAST, largest first."""
+def _file_sizes(folder: Path) -> dict[str, int]:
+    """Bytes of each entry of ``folder`` (a subfolder: all its files)."""
+    return {p.name: sum(f.stat().st_size for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
+            for p in folder.iterdir()}
+
+
+def _table_sizes(url: str) -> dict[str, int]:
+    """Bytes of each table of the serving generation, with its indexes and TOAST."""
     from ..stores.postgres import connect
 
     with connect(url) as conn:
         schema = conn.execute("SELECT g.schema_name FROM kzqa.serving s JOIN kzqa.generations g "
                               "ON g.id = s.generation").fetchone()[0]
         sizes = conn.execute("SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n "
-                             "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY 2 DESC",
-                             (schema,)).fetchall()
-    return {name: round(float(size) / 2 ** 20, 1) for name, size in sizes}
+                             "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'", (schema,)).fetchall()
+    return {name: int(size) for name, size in sizes}
 
 
 def _measure_in_child(index_dir: Path, questions: Path, db: str | None = None) -> dict:
@@ -325,17 +328,16 @@ def run(passages: int, questions: list[str] | None = None, progress: bool = Fals
         started = time.perf_counter()
         build_synthetic(index_dir, passages, progress=progress)
         build_s = time.perf_counter() - started
-        disk = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
-        parts = _sizes_mb(index_dir)
+        files = _file_sizes(index_dir)
         questions_file = folder / "questions.json"
         questions_file.write_text(json.dumps(questions or dev_questions()))
-        report = {"passages": passages, "build_s": round(build_s, 1), "disk_mb": round(disk / 2 ** 20, 1),
-                  "disk_mb_by_file": parts, **_measure_in_child(index_dir, questions_file)}
+        report = {"passages": passages, "build_s": round(build_s, 1), "disk_mb": round(sum(files.values()) / 2 ** 20, 1),
+                  "disk_mb_by_file": _mb(files), **_measure_in_child(index_dir, questions_file)}
         if db:
             started = time.perf_counter()
             copy_to_database(index_dir, db)
             load_s = time.perf_counter() - started
-            tables = _database_sizes_mb(db)
+            tables = _mb(_table_sizes(db))
             report["postgresql"] = {"passages": passages, "build_s": round(load_s, 1),
                                     "disk_mb": round(sum(tables.values()), 1), "disk_mb_by_table": tables,
                                     **_measure_in_child(index_dir, questions_file, db)}
