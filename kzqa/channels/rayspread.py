@@ -40,10 +40,9 @@ def connect(address: str) -> dict:
     except ImportError as exc:
         raise RayUnavailable("--ray needs Ray: pip install 'kzqa[ray]'") from exc
     if not ray.is_initialized():
-        host = address.rsplit(":", 1)[0].strip("[]")
         if address != "auto":
             _reachable(address)
-        local = {"_node_ip_address": "127.0.0.1"} if address == "auto" or host in LOOPBACK else {}
+        local = {"_node_ip_address": "127.0.0.1"} if address == "auto" or _host_port(address)[0] in LOOPBACK else {}
         try:  # a cluster on loopback: the driver joins it as 127.0.0.1 too, or no object reaches it
             ray.init(address=None if address == "auto" else address, logging_level="ERROR",
                      log_to_driver=False, include_dashboard=False, **local)
@@ -52,14 +51,20 @@ def connect(address: str) -> dict:
     return {"CPU": int(ray.cluster_resources().get("CPU", 0)), "nodes": len([n for n in ray.nodes() if n["Alive"]])}
 
 
+def _host_port(address: str) -> tuple[str, str]:
+    """``host:port`` (``[v6]:port``) split into the host, without brackets, and the port."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), port
+
+
 def _reachable(address: str, timeout: float = 10.0) -> None:
     """RayUnavailable unless something answers at ``address`` (host:port): ray.init would wait
     for an absent cluster without end."""
     import socket
 
-    host, _, port = address.rpartition(":")
+    host, port = _host_port(address)
     try:
-        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
             pass
     except (OSError, ValueError) as exc:
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: "
