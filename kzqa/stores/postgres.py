@@ -574,12 +574,12 @@ class PgStore:
         return int(rows[0][0])
 
     def _open(self, gen_id: int) -> PgGeneration:
-        rows = self._connections.query("SELECT schema_name, manifest, stats, bm25_dim FROM kzqa.generations "
+        rows = self._connections.query("SELECT schema_name, manifest, stats FROM kzqa.generations "
                                        "WHERE id = %s", (gen_id,))
         if not rows:
             raise IndexProblem(f"generation {gen_id} is missing from the database at {redact(self.url)}; "
                                f"rebuild with: kzqa build --db URL")
-        schema, manifest, stats, _ = rows[0]
+        schema, manifest, stats = rows[0]
         if (manifest.get("channels", {}).get(LEXICAL) or {}).get("table") != "postings":
             raise IndexProblem(f"the index in the database at {redact(self.url)} was built by an older kzqa "
                                "(BM25 without its inverted index); rebuild with: kzqa build --db URL")
